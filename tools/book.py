@@ -1,0 +1,590 @@
+"""Build the book from the notebooks: execute, process, render.
+
+    python tools/book.py execute [NAME ...]   run notebooks into _proc/ (skips up-to-date ones)
+    python tools/book.py render [--fallback]  render _proc/ into _book/ (Quarto if on PATH)
+    python tools/book.py all                  both
+
+`execute` runs each notebook of `nbs/` in a fresh Jupyter kernel (cwd `nbs/`), then turns
+nbdev's directives into what the book shows: `#| hide` cells go, `#| export` cells stay as
+the book's code with the directive removed, Quarto's own cell options (`echo`, `output`,
+`label`, `fig-cap`, ...) stay for the renderer. The result lands in `_proc/` laid out for
+`_quarto.yml`: the preface as `_proc/index.ipynb`, chapters as `_proc/nbs/*.ipynb`.
+
+`render` copies `_quarto.yml`, `references.bib` and `figures/` into `_proc/` and renders it.
+Where `quarto` is absent it renders the same chapter list with pandoc (from pypandoc-binary)
+and typst: figure, table, equation and section numbers are computed here, per chapter, and
+the filter `book.lua` turns `@fig-x` references and callouts into typst and HTML.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import string
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS = ROOT / "nbs"
+PROC = ROOT / "_proc"
+BOOK = ROOT / "_book"
+TOOLS = Path(__file__).resolve().parent
+
+QUARTO_CELL_OPTIONS = {
+    "echo", "output", "eval", "include", "warning", "error", "label", "fig-cap", "fig-alt",
+    "fig-width", "fig-height", "fig-align", "tbl-cap", "tbl-colwidths", "code-fold",
+    "code-summary", "classes",
+}
+DIRECTIVE = re.compile(r"^\s*#\|\s?(.*?)\s*$")
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class BuildError(Exception):
+    """A notebook or the book failed to build; the message names the file and the cell."""
+
+
+# ---------------------------------------------------------------------------- configuration
+@dataclass
+class Entry:
+    """One file of the book, as `_quarto.yml` lists it (a path relative to `_proc/`)."""
+    path: str
+    appendix: bool = False
+
+    @property
+    def source(self) -> Path:
+        """Where the entry is authored: the repo path itself, else the same name in `nbs/`."""
+        direct = ROOT / self.path
+        return direct if direct.exists() else NBS / Path(self.path).name
+
+    @property
+    def is_notebook(self) -> bool:
+        return self.path.endswith(".ipynb")
+
+
+def book_config() -> dict:
+    with open(ROOT / "_quarto.yml", encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def entries(cfg: dict | None = None) -> list[Entry]:
+    book = (cfg or book_config())["book"]
+
+    def flatten(items, appendix):
+        for item in items or []:
+            if isinstance(item, dict):  # a part: {part: "...", chapters: [...]}
+                yield from flatten(item.get("chapters"), appendix)
+            else:
+                yield Entry(item, appendix)
+
+    return [*flatten(book.get("chapters"), False), *flatten(book.get("appendices"), True)]
+
+
+def notebooks() -> list[Path]:
+    """Every notebook in `nbs/`: each is executed (and so tested) by the build."""
+    return sorted(NBS.glob("*.ipynb"))
+
+
+def proc_path(src: Path) -> Path:
+    """Where the executed, processed copy of a source notebook goes in `_proc/`."""
+    for e in entries():
+        if e.source.resolve() == src.resolve():
+            return PROC / e.path
+    return PROC / "nbs" / src.name  # not in the book: still executed, kept beside the others
+
+
+# ---------------------------------------------------------------------------- cell options
+def split_directives(source: str) -> tuple[list[str], str]:
+    """Leading `#|` lines of a cell and the rest of its source."""
+    lines = source.splitlines()
+    directives = []
+    while lines and DIRECTIVE.match(lines[0]):
+        directives.append(DIRECTIVE.match(lines[0]).group(1))
+        lines.pop(0)
+    return directives, "\n".join(lines)
+
+
+def parse_directives(directives: list[str]) -> tuple[set[str], dict]:
+    """nbdev flags (`export`, `hide`, `default_exp x`) and Quarto options (`key: value`)."""
+    flags, options = set(), {}
+    for d in directives:
+        m = re.match(r"^([\w-]+)\s*:\s*(.*)$", d)
+        if m:
+            value = yaml.safe_load(m.group(2)) if m.group(2) else None
+            options[m.group(1)] = value
+        elif d:
+            flags.add(d.split()[0])
+    return flags, options
+
+
+def cell_options(cell) -> tuple[set[str], dict]:
+    return parse_directives(split_directives(cell.source)[0])
+
+
+# ---------------------------------------------------------------------------- execution
+SETUP_CELL = "%config InlineBackend.figure_formats = ['retina']\n"
+
+
+def _sha(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def library_sha() -> str:
+    return _sha(*sorted((ROOT / "llmbook").glob("*.py")), ROOT / "settings.ini")
+
+
+def is_up_to_date(src: Path) -> bool:
+    out = proc_path(src)
+    if not out.exists():
+        return False
+    meta = nbformat.read(out, as_version=4).metadata.get("llmbook", {})
+    return meta.get("source_sha") == _sha(src) and meta.get("library_sha") == library_sha()
+
+
+def execute_notebook(src: Path, timeout: int = 900) -> tuple[nbformat.NotebookNode, float]:
+    """Run every cell of `src` in a fresh kernel; `#| eval: false` cells are not run."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+    nb = nbformat.read(src, as_version=4)
+    held_back = {}
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and cell_options(cell)[1].get("eval") is False:
+            held_back[i] = cell.source
+            cell.source = ""
+    nb.cells.insert(0, nbformat.v4.new_code_cell(SETUP_CELL))
+    failed = {}
+
+    def on_cell_error(cell, cell_index, execute_reply):
+        failed["index"] = cell_index - 1  # the setup cell shifts indices by one
+
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
+                            resources={"metadata": {"path": str(src.parent)}},
+                            on_cell_error=on_cell_error)
+    start = time.perf_counter()
+    try:
+        client.execute()
+    except (CellExecutionError, CellTimeoutError) as e:
+        i = failed.get("index", "?")
+        src_cell = nb.cells[i + 1].source if isinstance(i, int) else ""
+        first = next((l for l in src_cell.splitlines() if l.strip() and not l.startswith("#|")), "")
+        raise BuildError(f"{src.relative_to(ROOT)}: cell {i} failed (it begins `{first[:80]}`):\n"
+                         f"{ANSI.sub('', str(e))[-4000:]}") from None
+    seconds = time.perf_counter() - start
+    nb.cells.pop(0)
+    for i, source in held_back.items():
+        nb.cells[i].source = source
+    return nb, seconds
+
+
+def process_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """nbdev directives -> what the book shows. Returns a new notebook."""
+    out = nbformat.v4.new_notebook(metadata=nb.metadata)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            out.cells.append(cell)
+            continue
+        directives, body = split_directives(cell.source)
+        flags, options = parse_directives(directives)
+        if "hide" in flags or options.get("include") is False:
+            continue
+        if not body.strip():  # `#| default_exp x` and other directive-only cells
+            continue
+        kept = [f"#| {d}" for d in directives if re.match(r"^([\w-]+)\s*:", d)
+                and d.split(":")[0].strip() in QUARTO_CELL_OPTIONS]
+        new = nbformat.v4.new_code_cell("\n".join(kept + [body]))
+        new.outputs = [o for o in cell.get("outputs", []) if o.get("output_type") != "error"]
+        new.execution_count = cell.get("execution_count")
+        out.cells.append(new)
+    return out
+
+
+def build_notebook(src: Path, force: bool = False) -> Path:
+    """Execute and process one notebook into `_proc/`, unless its copy there is up to date."""
+    out = proc_path(src)
+    if not force and is_up_to_date(src):
+        return out
+    nb, seconds = execute_notebook(src)
+    processed = process_notebook(nb)
+    processed.metadata["llmbook"] = {"source_sha": _sha(src), "library_sha": library_sha(),
+                                     "seconds": round(seconds, 1)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    nbformat.write(processed, tmp)
+    tmp.replace(out)
+    print(f"executed {src.relative_to(ROOT)} in {seconds:.1f}s -> {out.relative_to(ROOT)}", flush=True)
+    return out
+
+
+def execute_all(names: list[str] | None = None, force: bool = False) -> None:
+    chosen = [nb for nb in notebooks() if not names or nb.stem in names or nb.name in names]
+    if names and not chosen:
+        raise BuildError(f"no notebook in nbs/ matches {names}; the notebooks are "
+                         f"{[n.stem for n in notebooks()]}")
+    for src in chosen:
+        build_notebook(src, force=force)
+
+
+# ---------------------------------------------------------------------------- staging
+def stage() -> None:
+    """Put everything the renderer reads into `_proc/` beside the executed notebooks."""
+    PROC.mkdir(exist_ok=True)
+    shutil.copy2(ROOT / "_quarto.yml", PROC / "_quarto.yml")
+    cfg = book_config()
+    for bib in _as_list(cfg.get("bibliography")):
+        shutil.copy2(ROOT / bib, PROC / bib)
+    if (ROOT / "figures").exists():
+        shutil.copytree(ROOT / "figures", PROC / "figures", dirs_exist_ok=True)
+    for e in entries(cfg):
+        target = PROC / e.path
+        if not e.source.exists():
+            raise BuildError(f"_quarto.yml lists {e.path}, but its source {e.source.relative_to(ROOT)} does not exist; "
+                             f"create it or remove it from the chapter list")
+        if e.is_notebook:
+            if not is_up_to_date(e.source):
+                build_notebook(e.source)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(e.source, target)
+
+
+def _as_list(x) -> list:
+    return [] if x is None else x if isinstance(x, list) else [x]
+
+
+# ---------------------------------------------------------------------------- fallback render
+FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})")
+HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*(\{[^{}]*\})?\s*$")
+IMAGE_PATH = re.compile(r"(!\[[^\]]*(?:\[[^\]]*\][^\]]*)*\]\()([^)\s]+)")
+FIG_IMAGE = re.compile(r"!\[(?P<cap>.*?)\]\((?P<path>[^)\s]+)\)\{(?P<attrs>[^}]*#(?P<id>fig-[\w-]+)[^}]*)\}")
+TBL_CAPTION = re.compile(r"^:\s+(?P<cap>.*?)\s*\{#(?P<id>tbl-[\w-]+)\}\s*$")
+EQUATION = re.compile(r"\$\$(?P<math>.+?)\$\$[ \t]*\{#(?P<id>eq-[\w-]+)\}", re.S)
+KINDS = {"fig": "Figure", "tbl": "Table", "eq": "Equation", "sec": "Section"}
+
+
+def split_fences(text: str) -> list[tuple[bool, str]]:
+    """Split markdown into (is_code, chunk) pieces so rewrites never touch fenced code."""
+    pieces, buf, fence = [], [], None
+    for line in text.splitlines(keepends=True):
+        m = FENCE.match(line)
+        if fence is None and m:
+            if buf:
+                pieces.append((False, "".join(buf)))
+            buf, fence = [line], m.group(2)
+        elif fence is not None and m and m.group(2)[0] == fence[0] and len(m.group(2)) >= len(fence) \
+                and not line.strip()[len(m.group(2)):].strip():
+            buf.append(line)
+            pieces.append((True, "".join(buf)))
+            buf, fence = [], None
+        else:
+            buf.append(line)
+    if buf:
+        pieces.append((fence is not None, "".join(buf)))
+    return pieces
+
+
+def fenced(text: str, cls: str) -> str:
+    ticks = "`" * max(3, max((len(m) for m in re.findall(r"`{3,}", text)), default=0) + 1)
+    return f"{ticks} {{.{cls}}}\n{text.rstrip()}\n{ticks}\n" if cls else f"{ticks}\n{text.rstrip()}\n{ticks}\n"
+
+
+def wrap_output(text: str, width: int = 96) -> str:
+    """Break output lines longer than the page: typst cannot wrap a run without spaces."""
+    lines = []
+    for line in text.splitlines():
+        while len(line) > width:
+            lines.append(line[:width])
+            line = line[width:]
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _text(x) -> str:
+    return "".join(x) if isinstance(x, list) else str(x)
+
+
+class Renderer:
+    """pandoc + typst rendering of `_proc/` as `_quarto.yml` describes it."""
+
+    def __init__(self, out_dir: Path = BOOK):
+        self.cfg = book_config()
+        self.out_dir = out_dir
+        self.work = PROC / ".render"
+        self.media = self.work / "media"
+        self.crossref: dict[str, str] = {}
+
+    # -- notebooks to markdown
+    def notebook_markdown(self, nb_path: Path) -> str:
+        nb = nbformat.read(nb_path, as_version=4)
+        parts = []
+        for ci, cell in enumerate(nb.cells):
+            if cell.cell_type == "markdown":
+                parts.append(self.relocate_images(cell.source, nb_path.parent))
+            elif cell.cell_type == "code":
+                parts.append(self.code_cell_markdown(cell, f"{nb_path.stem}-{ci}"))
+        return "\n\n".join(p.strip("\n") for p in parts if p.strip()) + "\n"
+
+    def relocate_images(self, md: str, base: Path) -> str:
+        def fix(m):
+            path = m.group(2)
+            if re.match(r"^[a-z]+:", path) or path.startswith("/"):
+                return m.group(0)
+            return m.group(1) + os.path.relpath((base / path).resolve(), self.work)
+        return "".join(chunk if code else IMAGE_PATH.sub(fix, chunk) for code, chunk in split_fences(md))
+
+    def code_cell_markdown(self, cell, key: str) -> str:
+        directives, body = split_directives(cell.source)
+        _, opts = parse_directives(directives)
+        out = []
+        if opts.get("echo") is not False:
+            out.append(fenced(body, "python"))
+        if opts.get("output") is False:
+            return "\n".join(out)
+        label, figure_done = opts.get("label") or "", False
+        for oi, o in enumerate(cell.get("outputs", [])):
+            kind = o.get("output_type")
+            if kind == "stream":
+                out.append(fenced(wrap_output(ANSI.sub("", _text(o.text))), "cell-output" if o.name == "stdout" else "cell-output-stderr"))
+                continue
+            data = o.get("data", {})
+            image = next((m for m in ("image/svg+xml", "image/png", "image/jpeg") if m in data), None)
+            if image:
+                ext = {"image/svg+xml": "svg", "image/png": "png", "image/jpeg": "jpg"}[image]
+                self.media.mkdir(parents=True, exist_ok=True)
+                path = self.media / f"{key}-{oi}.{ext}"
+                if ext == "svg":
+                    path.write_text(_text(data[image]), encoding="utf-8")
+                else:
+                    path.write_bytes(base64.b64decode(_text(data[image])))
+                rel = path.relative_to(self.work)
+                width = o.get("metadata", {}).get(image, {}).get("width")
+                size = f" width={min(100, round(100 * width / 620))}%" if width else ""
+                if label.startswith("fig-") and not figure_done:
+                    cap = opts.get("fig-cap") or ""
+                    out.append(f"![{cap}]({rel}){{#{label}{size}}}\n")
+                    figure_done = True
+                else:
+                    out.append(f"![]({rel}){{{size.strip()}}}\n" if size else f"![]({rel})\n")
+            elif "text/markdown" in data:
+                md = _text(data["text/markdown"]).strip()
+                if label.startswith("tbl-"):
+                    md += f"\n\n: {opts.get('tbl-cap') or ''} {{#{label}}}"
+                out.append(md + "\n")
+            elif "text/latex" in data:
+                out.append(_text(data["text/latex"]).strip() + "\n")
+            elif "text/plain" in data:
+                out.append(fenced(wrap_output(ANSI.sub("", _text(data["text/plain"]))), "cell-output"))
+        return "\n".join(out)
+
+    # -- numbering
+    def number_chapter(self, md: str, chapter: str | None, front: bool) -> str:
+        """Number headings, figures, tables and equations of one chapter; bake the numbers in."""
+        counts = {"fig": 0, "tbl": 0, "eq": 0}
+        sec = [0] * 6
+
+        def next_number(kind):
+            counts[kind] += 1
+            return f"{chapter}.{counts[kind]}" if chapter else str(counts[kind])
+
+        def heading(line):
+            m = HEADING.match(line)
+            if not m:
+                return line
+            level, title, attrs = len(m.group(1)), m.group(2), (m.group(3) or "{}")[1:-1].strip()
+            unnumbered = front or ".unnumbered" in attrs or re.search(r"(^|\s)-(\s|$)", attrs)
+            if unnumbered:
+                if ".unnumbered" not in attrs:
+                    attrs = (attrs + " .unnumbered").strip()
+                return f"{m.group(1)} {title} {{{attrs}}}\n"
+            if level == 1:
+                number = chapter
+            else:
+                sec[level - 1] += 1
+                for j in range(level, 6):
+                    sec[j] = 0
+                number = ".".join([chapter] + [str(n) for n in sec[1:level]])
+            idm = re.search(r"#([\w-]+)", attrs)
+            if idm:
+                word = ("Appendix" if chapter.isalpha() else "Chapter") if level == 1 else "Section"
+                self.crossref[idm.group(1)] = f"{word} {number}"
+            return f"{m.group(1)} {title} {{{attrs} number=\"{number}\"}}\n"
+
+        def figure(m):
+            number = next_number("fig")
+            self.crossref[m.group("id")] = f"Figure {number}"
+            return f"![Figure {number}: {m.group('cap')}]({m.group('path')}){{{m.group('attrs')}}}"
+
+        def equation(m):
+            number = next_number("eq")
+            self.crossref[m.group("id")] = f"Equation {number}"
+            return (f"\n::: {{#{m.group('id')} .numbered-equation number=\"{number}\"}}\n"
+                    f"$${m.group('math')}$$\n:::\n")
+
+        out = []
+        for code, chunk in split_fences(md):
+            if code:
+                out.append(chunk)
+                continue
+            lines = [heading(l) if l.startswith("#") else l for l in chunk.splitlines(keepends=True)]
+            chunk = EQUATION.sub(equation, FIG_IMAGE.sub(figure, "".join(lines)))
+            out.append(self.number_tables(chunk, next_number))
+        return "".join(out)
+
+    def number_tables(self, chunk: str, next_number) -> str:
+        """`: caption {#tbl-x}` after a table: number the caption and anchor the table."""
+        lines = chunk.split("\n")
+        i = 0
+        while i < len(lines):
+            m = TBL_CAPTION.match(lines[i])
+            if not m:
+                i += 1
+                continue
+            number = next_number("tbl")
+            self.crossref[m.group("id")] = f"Table {number}"
+            start = i - 1
+            while start >= 0 and not lines[start].strip():
+                start -= 1
+            while start > 0 and lines[start - 1].strip():
+                start -= 1
+            table = lines[start:i]
+            lines[start:i + 1] = ["", f"::: {{#{m.group('id')}}}", *table, "",
+                                  f": Table {number}: {m.group('cap')}", ":::", ""]
+            i = start + len(table) + 6
+        return "\n".join(lines)
+
+    # -- the whole book
+    def book_markdown(self) -> str:
+        letters = iter(string.ascii_uppercase)
+        chapter_no = 0
+        parts, in_appendix = [], False
+        for e in entries(self.cfg):
+            path = PROC / e.path
+            if not path.exists():
+                raise BuildError(f"{e.path} is listed in _quarto.yml but {path.relative_to(ROOT)} does not exist; "
+                                 f"run `python tools/book.py execute` first")
+            if e.is_notebook:
+                md = self.notebook_markdown(path)
+            else:
+                md = re.sub(r"\A---\n.*?\n---\n", "", path.read_text(encoding="utf-8"), flags=re.S)
+            first = next((HEADING.match(l) for l in md.splitlines() if HEADING.match(l) and l.startswith("# ")), None)
+            if first is None:
+                raise BuildError(f"{e.path}: a book entry must begin with a level-1 heading (its title)")
+            attrs = first.group(3) or ""
+            front = ".unnumbered" in attrs
+            if e.appendix and not in_appendix:
+                parts.append("```{=typst}\n#appendix-start()\n#set heading(numbering: \"A.1\")\n```\n")
+                in_appendix = True
+            if front:
+                chapter = None
+            elif e.appendix:
+                chapter = next(letters)
+            else:
+                chapter_no += 1
+                chapter = str(chapter_no)
+            parts.append(self.number_chapter(md, chapter, front))
+        return "\n\n".join(parts)
+
+    def metadata(self) -> dict:
+        book = self.cfg["book"]
+        when = book.get("date")
+        if when in ("today", "last-modified", None):
+            when = date.today().isoformat()
+        authors = _as_list(book.get("author"))
+        return {"title": book["title"], "subtitle": book.get("subtitle", ""), "author": authors,
+                "date": str(when), "crossref": self.crossref, "link-citations": True,
+                "lang": self.cfg.get("lang", "en")}
+
+    def render(self) -> dict[str, Path]:
+        import pypandoc
+        import typst
+
+        if self.work.exists():
+            shutil.rmtree(self.work)
+        self.work.mkdir(parents=True)
+        md = self.book_markdown()
+        (self.work / "book.md").write_text(md, encoding="utf-8")
+        (self.work / "meta.yaml").write_text(yaml.safe_dump(self.metadata(), allow_unicode=True), encoding="utf-8")
+        fmt = self.cfg.get("format", {})
+        typst_opts = fmt.get("typst", {}) or {}
+        common = ["--from", "markdown", "--metadata-file", "meta.yaml",
+                  "--lua-filter", str(TOOLS / "book.lua"), "--citeproc", "--resource-path", str(self.work)]
+        for bib in _as_list(self.cfg.get("bibliography")):
+            common += ["--bibliography", str(PROC / bib)]
+        pandoc = pypandoc.get_pandoc_path()
+
+        def run_pandoc(args):
+            r = subprocess.run([pandoc, "book.md", *common, *args], cwd=self.work, capture_output=True, text=True)
+            problems = [l for l in r.stderr.splitlines() if "WARNING" in l or "rror" in l]
+            if r.returncode != 0 or problems:
+                raise BuildError("pandoc failed:\n" + (r.stderr or r.stdout)[-4000:])
+
+        run_pandoc(["--to", "typst", "--template", str(TOOLS / "book.typ"), "--output", "book.typ",
+                    "--variable", f"papersize={typst_opts.get('papersize', 'a4')}",
+                    "--variable", f"fontsize={typst_opts.get('fontsize', '10.5pt')}",
+                    "--variable", f"toc-depth={typst_opts.get('toc-depth', 2)}"])
+        name = self.cfg["book"].get("output-file", "book")
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        pdf = self.out_dir / f"{name}.pdf"
+        try:
+            typst.compile(str(self.work / "book.typ"), output=str(pdf), root=str(PROC))
+        except Exception as e:  # typst reports a compile error as its own exception type
+            raise BuildError(f"typst failed on {self.work / 'book.typ'}:\n{e}") from None
+        run_pandoc(["--to", "html5", "--standalone", "--embed-resources", "--mathml", "--toc",
+                    "--toc-depth", "2", "--section-divs", "--css", str(TOOLS / "book.css"),
+                    "--syntax-highlighting", "pygments", "--output", "index.html"])
+        html = self.out_dir / "index.html"
+        shutil.copy2(self.work / "index.html", html)
+        return {"pdf": pdf, "html": html}
+
+
+def render(fallback: bool = False) -> dict[str, Path]:
+    stage()
+    if not fallback and shutil.which("quarto"):
+        subprocess.run(["quarto", "render", str(PROC)], check=True)
+        if BOOK.exists():
+            shutil.rmtree(BOOK)
+        shutil.move(str(PROC / "_book"), str(BOOK))
+        return {"pdf": next(BOOK.glob("*.pdf"), None), "html": BOOK / "index.html"}
+    return Renderer().render()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    ex = sub.add_parser("execute", help="execute notebooks into _proc/")
+    ex.add_argument("names", nargs="*", help="notebook names (default: all)")
+    ex.add_argument("--force", action="store_true", help="execute even when _proc/ is up to date")
+    rd = sub.add_parser("render", help="render _proc/ into _book/")
+    rd.add_argument("--fallback", action="store_true", help="use pandoc+typst even if quarto is installed")
+    al = sub.add_parser("all", help="execute, then render")
+    al.add_argument("--fallback", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        if args.cmd in ("execute", "all"):
+            execute_all(getattr(args, "names", None), force=getattr(args, "force", False))
+        if args.cmd in ("render", "all"):
+            outputs = render(fallback=args.fallback)
+            for kind, path in outputs.items():
+                print(f"{kind}: {path.relative_to(ROOT) if path else path}")
+    except BuildError as e:
+        print(f"book: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
