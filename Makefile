@@ -35,7 +35,7 @@ render: notebooks
 
 wheel: export
 	rm -rf dist
-	$(PY) -m build --wheel --outdir dist . 2> >(grep -v "^WARNING: Location" >&2)
+	$(PY) -m build --wheel --outdir dist . > /dev/null 2> >(grep -v "^WARNING: Location" >&2)
 
 # The book: executes every notebook into _proc/ (reusing up-to-date ones), renders _book/, builds the wheel.
 book: render wheel

@@ -25,6 +25,12 @@ def test_number_chapter_figures_tables_equations_sections():
     assert "# code {#sec-no}" in out  # fenced code is untouched
 
 
+def test_callout_titles_are_not_sections():
+    r = book.Renderer()
+    out = r.number_chapter("# T\n\n::: {.callout-note}\n## Careful\ntext\n:::\n\n## Real {#sec-real}\n", "2", front=False)
+    assert "## Careful\n" in out and r.crossref["sec-real"] == "Section 2.1"
+
+
 def test_front_matter_is_unnumbered():
     r = book.Renderer()
     out = r.number_chapter("# Preface {.unnumbered}\n\n## How {#sec-how}\n", None, front=True)

@@ -27,6 +27,7 @@ import shutil
 import string
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import date
@@ -156,6 +157,7 @@ def is_up_to_date(src: Path) -> bool:
 
 def execute_notebook(src: Path, timeout: int = 900) -> tuple[nbformat.NotebookNode, float]:
     """Run every cell of `src` in a fresh kernel; `#| eval: false` cells are not run."""
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
@@ -171,7 +173,9 @@ def execute_notebook(src: Path, timeout: int = 900) -> tuple[nbformat.NotebookNo
     def on_cell_error(cell, cell_index, execute_reply):
         failed["index"] = cell_index - 1  # the setup cell shifts indices by one
 
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
+    sockets = tempfile.mkdtemp(prefix="llmbook-kernel-")  # local IPC sockets, not TCP
+    km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
+    client = NotebookClient(nb, km=km, timeout=timeout, allow_errors=False,
                             resources={"metadata": {"path": str(src.parent)}},
                             on_cell_error=on_cell_error)
     start = time.perf_counter()
@@ -183,6 +187,8 @@ def execute_notebook(src: Path, timeout: int = 900) -> tuple[nbformat.NotebookNo
         first = next((l for l in src_cell.splitlines() if l.strip() and not l.startswith("#|")), "")
         raise BuildError(f"{src.relative_to(ROOT)}: cell {i} failed (it begins `{first[:80]}`):\n"
                          f"{ANSI.sub('', str(e))[-4000:]}") from None
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
     seconds = time.perf_counter() - start
     nb.cells.pop(0)
     for i, source in held_back.items():
@@ -301,7 +307,7 @@ def fenced(text: str, cls: str) -> str:
     return f"{ticks} {{.{cls}}}\n{text.rstrip()}\n{ticks}\n" if cls else f"{ticks}\n{text.rstrip()}\n{ticks}\n"
 
 
-def wrap_output(text: str, width: int = 96) -> str:
+def wrap_output(text: str, width: int = 86) -> str:
     """Break output lines longer than the page: typst cannot wrap a run without spaces."""
     lines = []
     for line in text.splitlines():
@@ -433,12 +439,23 @@ class Renderer:
             return (f"\n::: {{#{m.group('id')} .numbered-equation number=\"{number}\"}}\n"
                     f"$${m.group('math')}$$\n:::\n")
 
+        divs: list[bool] = []  # open fenced divs: True for a callout, whose "## Title" is no section
+
+        def line(l):
+            if re.match(r"^:::+\s*\S", l):
+                divs.append(".callout" in l)
+            elif re.match(r"^:::+\s*$", l) and divs:
+                divs.pop()
+            elif l.startswith("#") and not any(divs):
+                return heading(l)
+            return l
+
         out = []
         for code, chunk in split_fences(md):
             if code:
                 out.append(chunk)
                 continue
-            lines = [heading(l) if l.startswith("#") else l for l in chunk.splitlines(keepends=True)]
+            lines = [line(l) for l in chunk.splitlines(keepends=True)]
             chunk = EQUATION.sub(equation, FIG_IMAGE.sub(figure, "".join(lines)))
             out.append(self.number_tables(chunk, next_number))
         return "".join(out)
