@@ -16,10 +16,12 @@ def rendered():
 @pytest.fixture(scope="session")
 def pdf_text(rendered):
     text = "\n".join(page.extract_text() for page in PdfReader(rendered["pdf"]).pages)
-    return re.sub(r"\s+", " ", text)
+    return squash(text)
 
 
 def squash(s):
+    """One space between words; typographic quotes (pandoc's smart punctuation) as ASCII."""
+    s = s.translate(str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"}))
     return re.sub(r"\s+", " ", s).strip()
 
 
