@@ -46,3 +46,11 @@ def test_process_notebook_honours_directives():
                 nbformat.v4.new_markdown_cell("text")]
     out = book.process_notebook(nb)
     assert [c.source for c in out.cells] == ["def f(): pass", "#| label: fig-x\n#| fig-cap: A plot\nplot()", "text"]
+
+
+def test_image_links_follow_the_notebook_into_proc():
+    md = "![A diagram.](../figures/x.svg)\n\n```\n![not](../figures/x.svg)\n```\n![web](https://example.org/a.png)"
+    moved = book.relink_images(md, book.NBS, book.PROC)  # the preface: nbs/index.ipynb -> _proc/index.ipynb
+    assert moved.startswith("![A diagram.](figures/x.svg)")
+    assert "![not](../figures/x.svg)" in moved and "(https://example.org/a.png)" in moved
+    assert book.relink_images(md, book.NBS, book.PROC / "nbs") == md  # chapters keep their relative place

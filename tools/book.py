@@ -196,11 +196,28 @@ def execute_notebook(src: Path, timeout: int = 900) -> tuple[nbformat.NotebookNo
     return nb, seconds
 
 
-def process_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+def relink_images(md: str, src_dir: Path, out_dir: Path) -> str:
+    """Keep relative image links working from the processed notebook's place in `_proc/`
+    (the preface moves from `nbs/` to the root): repo files map to their copies in `_proc/`."""
+    def fix(m):
+        path = m.group(2)
+        if re.match(r"^[a-z]+:", path) or path.startswith("/"):
+            return m.group(0)
+        target = (src_dir / path).resolve()
+        if ROOT not in target.parents:
+            return m.group(0)
+        return m.group(1) + os.path.relpath(PROC / target.relative_to(ROOT), out_dir)
+    return "".join(chunk if code else IMAGE_PATH.sub(fix, chunk) for code, chunk in split_fences(md))
+
+
+def process_notebook(nb: nbformat.NotebookNode, src_dir: Path = NBS, out_dir: Path = PROC / "nbs") -> nbformat.NotebookNode:
     """nbdev directives -> what the book shows. Returns a new notebook."""
     out = nbformat.v4.new_notebook(metadata=nb.metadata)
     for cell in nb.cells:
         if cell.cell_type != "code":
+            cell = nbformat.from_dict(dict(cell))
+            if cell.cell_type == "markdown":
+                cell.source = relink_images(cell.source, src_dir, out_dir)
             out.cells.append(cell)
             continue
         directives, body = split_directives(cell.source)
@@ -224,7 +241,7 @@ def build_notebook(src: Path, force: bool = False) -> Path:
     if not force and is_up_to_date(src):
         return out
     nb, seconds = execute_notebook(src)
-    processed = process_notebook(nb)
+    processed = process_notebook(nb, src.parent, out.parent)
     processed.metadata["llmbook"] = {"source_sha": _sha(src), "library_sha": library_sha(),
                                      "seconds": round(seconds, 1)}
     out.parent.mkdir(parents=True, exist_ok=True)
