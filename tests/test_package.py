@@ -23,6 +23,23 @@ SMOKE = {
         attn = MultiHeadAttention(16, 4)
         assert attn(torch.randn(2, 5, 16)).shape == (2, 5, 16)
     """,
+    "train": """
+        import numpy as np, torch
+        from llmbook.model import GPT, GPTConfig
+        from llmbook.train import Trainer, TrainConfig
+        torch.manual_seed(0)
+        model = GPT(GPTConfig.gpt2(vocab_size=64, max_seq_len=16, n_layer=1, n_head=2, n_embd=16))
+        tokens = np.random.default_rng(0).integers(0, 64, 1000)
+        history = Trainer(model, TrainConfig(batch_size=2, block_size=16, grad_accum=2, max_steps=3), tokens,
+                          progress=False).fit()
+        assert len(history) == 3 and all(np.isfinite(m["loss"]) for m in history)
+    """,
+    "cli": """
+        import subprocess, sys
+        from pathlib import Path
+        r = subprocess.run([str(Path(sys.executable).parent / "llmbook"), "--help"], capture_output=True, text=True)
+        assert r.returncode == 0 and "train" in r.stdout, r.stderr
+    """,
     "data": """
         from llmbook.data import load_plays, train_bpe
         tok = train_bpe("to be, or not to be, that is the question " * 20, 270, special_tokens=["<|endoftext|>"])
@@ -60,6 +77,24 @@ SMOKE = {
         assert abs(r["perplexity"] - 256) < 1e-2 and abs(r["bits_per_byte"] - 8) < 1e-3
         assert run_sandboxed("assert 1 + 1 == 2").passed
         assert not run_sandboxed("while True: pass", Limits(wall_s=1)).passed
+    """,
+    "finetune": """
+        import copy, math, torch
+        from llmbook.finetune import add_lora, dpo_loss, merge_lora
+        from llmbook.model import GPT, GPTConfig
+        torch.manual_seed(0)
+        model = GPT(GPTConfig.gpt2(vocab_size=64, max_seq_len=16, n_layer=2, n_head=2, n_embd=16)).eval()
+        lora = add_lora(copy.deepcopy(model), r=4, alpha=8)
+        assert all(not p.requires_grad for n, p in lora.named_parameters() if not n.endswith((".A", ".B")))
+        for n, p in lora.named_parameters():
+            if n.endswith(".B"): torch.nn.init.normal_(p, std=0.1)
+        idx = torch.randint(0, 64, (2, 8))
+        with torch.no_grad():
+            unmerged = lora(idx)[0]
+            assert torch.allclose(merge_lora(lora)(idx)[0], unmerged, atol=1e-5)
+        pc, pr, rc, rr = torch.randn(4, 3).unbind()
+        z = 0.1 * ((pc - rc) - (pr - rr))
+        assert torch.allclose(dpo_loss(pc, pr, rc, rr, beta=0.1)[0], -torch.log(1 / (1 + torch.exp(-z))).mean())
     """,
 }
 
