@@ -54,3 +54,14 @@ def test_image_links_follow_the_notebook_into_proc():
     assert moved.startswith("![A diagram.](figures/x.svg)")
     assert "![not](../figures/x.svg)" in moved and "(https://example.org/a.png)" in moved
     assert book.relink_images(md, book.NBS, book.PROC / "nbs") == md  # chapters keep their relative place
+
+
+def test_duplicate_labels_are_refused():
+    r = book.Renderer()
+    r.number_chapter("# A\n\n![x](a.png){#fig-same}\n", "1", front=False)
+    try:
+        r.number_chapter("# B\n\n![y](b.png){#fig-same}\n", "2", front=False)
+    except book.BuildError as e:
+        assert "#fig-same" in str(e) and "Figure 1.1" in str(e)
+    else:
+        raise AssertionError("a label used twice must stop the build")

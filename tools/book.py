@@ -413,6 +413,13 @@ class Renderer:
         return "\n".join(out)
 
     # -- numbering
+    def label(self, ident: str, text: str) -> None:
+        """Record a cross-reference target; a label must be unique in the whole book (Quarto's rule too)."""
+        if ident in self.crossref:
+            raise BuildError(f"the label #{ident} is used twice in the book ({self.crossref[ident]} and {text}); "
+                             f"rename one of them, e.g. with the chapter's name as a prefix")
+        self.crossref[ident] = text
+
     def number_chapter(self, md: str, chapter: str | None, front: bool) -> str:
         """Number headings, figures, tables and equations of one chapter; bake the numbers in."""
         counts = {"fig": 0, "tbl": 0, "eq": 0}
@@ -442,17 +449,17 @@ class Renderer:
             idm = re.search(r"#([\w-]+)", attrs)
             if idm:
                 word = ("Appendix" if chapter.isalpha() else "Chapter") if level == 1 else "Section"
-                self.crossref[idm.group(1)] = f"{word} {number}"
+                self.label(idm.group(1), f"{word} {number}")
             return f"{m.group(1)} {title} {{{attrs} number=\"{number}\"}}\n"
 
         def figure(m):
             number = next_number("fig")
-            self.crossref[m.group("id")] = f"Figure {number}"
+            self.label(m.group("id"), f"Figure {number}")
             return f"![Figure {number}: {m.group('cap')}]({m.group('path')}){{{m.group('attrs')}}}"
 
         def equation(m):
             number = next_number("eq")
-            self.crossref[m.group("id")] = f"Equation {number}"
+            self.label(m.group("id"), f"Equation {number}")
             return (f"\n::: {{#{m.group('id')} .numbered-equation number=\"{number}\"}}\n"
                     f"$${m.group('math')}$$\n:::\n")
 
@@ -487,7 +494,7 @@ class Renderer:
                 i += 1
                 continue
             number = next_number("tbl")
-            self.crossref[m.group("id")] = f"Table {number}"
+            self.label(m.group("id"), f"Table {number}")
             start = i - 1
             while start >= 0 and not lines[start].strip():
                 start -= 1
