@@ -3,7 +3,7 @@
 # %% auto #0
 __all__ = ['CHOICES', 'FAMILIES', 'PRESETS', 'llama_ffn_hidden', 'GPTConfig', 'RMSNorm', 'make_norm', 'MLP',
            'CausalSelfAttention', 'Block', 'GPT', 'count_params', 'flops_per_token', 'LiveTensorMemory',
-           'autocast_bf16', 'measure_train_step', 'filter_logits', 'sample_next', 'KVCache', 'generate',
+           'autocast_bf16', 'measure_train_step', 'filter_logits', 'sample_next', 'KVCache', 'generate', 'atomic_write',
            'save_checkpoint', 'load_checkpoint', 'export_hf', 'import_hf']
 
 # %% ../nbs/03_model.ipynb #a18ee24c
@@ -394,7 +394,7 @@ def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, temperature: fl
     return idx
 
 # %% ../nbs/03_model.ipynb #5f3fcdd6
-def _atomic_write(path: Path, write):
+def atomic_write(path: Path, write):
     "Call write(tmp) on a temporary file next to `path`, then rename it over `path`: readers never see half a file."
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -408,8 +408,8 @@ def _atomic_write(path: Path, write):
 def save_checkpoint(model: GPT, path) -> Path:
     "Write model.safetensors and config.json into the directory `path`, each atomically."
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path / "model.safetensors", lambda tmp: save_model(model, tmp))
-    _atomic_write(path / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(model.config.to_dict(), indent=2)))
+    atomic_write(path / "model.safetensors", lambda tmp: save_model(model, tmp))
+    atomic_write(path / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(model.config.to_dict(), indent=2)))
     return path
 
 def load_checkpoint(path, device="cpu") -> GPT:
@@ -474,9 +474,9 @@ def export_hf(model: GPT, path) -> Path:
         for name, part in zip(theirs, t.split(sizes)):
             tensors[name] = (part.T if transposed else part).contiguous().cpu()
     path.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path / "model.safetensors", lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    atomic_write(path / "model.safetensors", lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
     hf_cfg = _hf_config(cfg, next(model.parameters()).dtype)
-    _atomic_write(path / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(hf_cfg, indent=2)))
+    atomic_write(path / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(hf_cfg, indent=2)))
     return path
 
 def _config_from_hf(c: dict) -> GPTConfig:

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from .foundations import apply_rope, repeat_kv, rope_cache
 from .model import GPT, GPTConfig, autocast_bf16, load_checkpoint, save_checkpoint
-from .model import _atomic_write
+from .model import atomic_write
 
 # %% ../nbs/04_training.ipynb #808a942e
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -348,7 +348,7 @@ class Trainer:
         if self.info.is_main:
             if final.exists(): shutil.rmtree(final)
             os.rename(tmp, final)                    # atomic: step_N is complete or absent
-            _atomic_write(self.out_dir / "latest", lambda t: Path(t).write_text(name))
+            atomic_write(self.out_dir / "latest", lambda t: Path(t).write_text(name))
             for old in sorted(self.out_dir.glob("step_*"))[:-self.cfg.keep_ckpts]: shutil.rmtree(old)
         self._barrier()
         return final
