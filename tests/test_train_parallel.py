@@ -1,7 +1,8 @@
 """Every parallel mode of llmbook.train on two processes (torchrun, gloo on CPU) against single-process
 training: after 4 steps of 2 micro-batches, each step's loss within 1e-5 and every weight within 5e-5
-(float32; Adam turns rounding in tiny gradients into slightly larger weight differences). The modes that
-write checkpoints (ddp, fsdp with torch.distributed.checkpoint, dtensor-tp) must also resume exactly."""
+(float32; Adam turns rounding in tiny gradients into slightly larger weight differences). Every mode must
+also resume exactly from its halfway checkpoint (ddp: rank 0's safetensors; fsdp, dtensor-tp:
+torch.distributed.checkpoint; tp, pp-*: one safetensors file per rank)."""
 import json
 import os
 import subprocess
@@ -40,6 +41,6 @@ def test_matches_single_process(results, mode):
     assert r["max_weight_diff"] < 5e-5, r
 
 
-@pytest.mark.parametrize("mode", ["ddp", "fsdp", "dtensor-tp"])
+@pytest.mark.parametrize("mode", MODES)
 def test_resume_is_exact(results, mode):
     assert results[mode]["resume_exact"], results[mode]
