@@ -5,7 +5,8 @@ of this machine, measured in the same run (fp32 and bf16 torch.mm).
     python bench/bench_train.py --runs nanogpt:fp32 --iters 200
     python bench/bench_train.py --dump-corpus shakespeare.txt   # the exact text it trains on, for nanoGPT
 
-Runs are `model:precision[+compile]`:
+Runs are `model:precision[+compile]`, precision fp32, bf16 or auto (bf16 autocast where llmbook.train.use_bf16
+chooses it); `auto+compile` is what `llmbook train` does by default:
   nanogpt  nanoGPT's README CPU recipe: char-level, n_layer 4, n_head 4, n_embd 128, block 64, batch 12,
            dropout 0, lr 1e-3 -> 1e-4 over the run, 100 warm-up steps, beta2 0.99; validation loss at the end
            over --eval-batches batches (nanoGPT's own --eval_iters=20 is noisier).
@@ -48,7 +49,10 @@ def matmul_rate(dtype, n=1024, seconds=1.5) -> float:
 
 def run(name: str, ids_train, ids_val, vocab: int, args, rates) -> dict:
     model_name, _, opts = name.partition(":")
-    bf16, compile_ = "bf16" in opts, "compile" in opts
+    precision, _, flag = opts.partition("+")
+    if precision not in ("fp32", "bf16", "auto") or flag not in ("", "compile"):
+        raise SystemExit(f"run {name!r}: write model:fp32|bf16|auto[+compile]")
+    bf16, compile_ = {"fp32": False, "bf16": True, "auto": "auto"}[precision], flag == "compile"
     if model_name == "nanogpt":
         mcfg = GPTConfig.gpt2(vocab_size=vocab, max_seq_len=64, n_layer=4, n_head=4, n_embd=128, bias=False)
         tcfg = TrainConfig(batch_size=12, block_size=64, max_steps=args.iters, lr=1e-3, min_lr=1e-4, warmup_steps=100,
@@ -71,12 +75,12 @@ def run(name: str, ids_train, ids_val, vocab: int, args, rates) -> dict:
     ms = 1000 * statistics.median(steady)
     tok_s = tcfg.tokens_per_step / (ms / 1000)
     flops = flops_per_token(mcfg, seq_len=tcfg.block_size) * tok_s
-    peak = rates["bf16"] if bf16 else rates["fp32"]
+    peak = rates["bf16"] if trainer.bf16 else rates["fp32"]
     val = trainer.evaluate() if model_name == "nanogpt" else None
-    out = dict(run=name, mm_fp32=rates["fp32"], mm_bf16=rates["bf16"], ms_per_iter=ms, tokens_per_s=tok_s, gflops=flops / 1e9, mfu=flops / peak,
+    out = dict(run=name, bf16=trainer.bf16, mm_fp32=rates["fp32"], mm_bf16=rates["bf16"], ms_per_iter=ms, tokens_per_s=tok_s, gflops=flops / 1e9, mfu=flops / peak,
                mfu_vs_bf16=flops / rates["bf16"], iters=len(history), wall_s=wall,
                train_loss=statistics.mean(m["loss"] for m in history[-20:]), val_loss=val)
-    print(f"{name:22s} mm {rates['fp32'] / 1e9:4.0f}/{rates['bf16'] / 1e9:4.0f} GFLOP/s {ms:7.1f} ms/iter {tok_s:9,.0f} tok/s {flops / 1e9:6.1f} GFLOP/s  MFU {out['mfu']:5.1%} "
+    print(f"{name:22s} {'bf16' if trainer.bf16 else 'fp32'} mm {rates['fp32'] / 1e9:4.0f}/{rates['bf16'] / 1e9:4.0f} GFLOP/s {ms:7.1f} ms/iter {tok_s:9,.0f} tok/s {flops / 1e9:6.1f} GFLOP/s  MFU {out['mfu']:5.1%} "
           f"(of bf16 mm: {out['mfu_vs_bf16']:5.1%})  loss {out['train_loss']:.4f}"
           + (f"  val {val:.4f}" if val is not None else "") + f"  [{wall:.0f} s]", flush=True)
     return out
@@ -84,7 +88,7 @@ def run(name: str, ids_train, ids_val, vocab: int, args, rates) -> dict:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs", default="nanogpt:fp32,nanogpt:bf16,wide:fp32,wide:bf16,wide:bf16+compile")
+    p.add_argument("--runs", default="nanogpt:fp32,nanogpt:auto+compile,wide:fp32,wide:bf16,wide:auto+compile")
     p.add_argument("--iters", type=int, default=2000, help="iterations of the nanogpt runs")
     p.add_argument("--wide-iters", type=int, default=100, help="iterations of the wide runs (speed only)")
     p.add_argument("--eval-batches", type=int, default=200)
@@ -111,7 +115,8 @@ def main():
         with open(args.json, "w") as f: json.dump(dict(rates=rates, results=results), f, indent=1)
     parts = [f"mm fp32 {rates['fp32'] / 1e9:.0f} bf16 {rates['bf16'] / 1e9:.0f} GFLOP/s"]
     for r in results:
-        parts.append(f"{r['run']} {r['ms_per_iter']:.1f} ms/it {r['tokens_per_s']:,.0f} tok/s MFU {r['mfu']:.0%}"
+        parts.append(f"{r['run']}{'=bf16' if r['bf16'] and 'auto' in r['run'] else ''} {r['ms_per_iter']:.1f} ms/it {r['tokens_per_s']:,.0f} tok/s MFU {r['mfu']:.0%}"
+                     + (f" (of bf16 mm {r['mfu_vs_bf16']:.0%})" if r["run"].startswith("wide") else "")
                      + (f" val {r['val_loss']:.4f}" if r["val_loss"] is not None else ""))
     print("SUMMARY | " + " | ".join(parts))
 

@@ -18,7 +18,7 @@ class ConfigError(ValueError):
 
 DEFAULTS = {
     "model": {"preset": "tiny"},
-    "train": {},
+    "train": {"compile": True, "bf16": "auto"},   # the fastest path measured (Chapter 4, bench/bench_train.py)
     "data": {"corpus": "plays", "encoding": "gpt2", "dir": "data/plays-gpt2", "val_fraction": 0.1},
     "out_dir": "runs/default",
     "parallel": "none",
@@ -106,12 +106,14 @@ def train(config: dict) -> dict:
     if trainer.info.is_main:
         (out_dir / "config.json").write_text(json.dumps(config, indent=1))
         print(f"{sum(p.numel() for p in trainer.raw_model.parameters()):,} parameters, {tcfg.tokens_per_step:,} "
-              f"tokens per step, from step {trainer.step} to {tcfg.max_steps}, parallel={config['parallel']}", file=sys.stderr)
+              f"tokens per step, from step {trainer.step} to {tcfg.max_steps}, parallel={config['parallel']}, "
+              f"{'bf16 autocast' if trainer.bf16 else 'float32'}{', compiled' if tcfg.compile else ''}", file=sys.stderr)
     history = trainer.fit()
-    final = full_state_dict(trainer.model, config["parallel"]) if config["parallel"] == "fsdp" else None
-    if trainer.info.is_main and config["parallel"] in ("none", "ddp", "fsdp"):
+    sharded = config["parallel"] not in ("none", "ddp")
+    final = full_state_dict(trainer.model, config["parallel"]) if sharded else None   # a collective: every rank
+    if trainer.info.is_main:
         model = trainer.raw_model
-        if final is not None:                      # FSDP: the shards gathered into one whole model
+        if final is not None:                      # the shards or stages gathered into one whole model
             model = GPT(mcfg); model.load_state_dict(final)
         save_checkpoint(model, out_dir / "final")
     summary = dict(step=trainer.step, loss=history[-1]["loss"] if history else None,

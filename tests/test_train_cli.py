@@ -26,7 +26,7 @@ def test_console_script_help():
 
 def test_overrides():
     cfg = apply_overrides(DEFAULTS, ["--train.lr", "3e-4", "--n_layer", "4", "--out_dir", "x", "--grad_clip", "0"])
-    assert cfg["train"] == {"lr": 3e-4, "grad_clip": 0} and cfg["model"]["n_layer"] == 4 and cfg["out_dir"] == "x"
+    assert cfg["train"] == {"compile": True, "bf16": "auto", "lr": 3e-4, "grad_clip": 0} and cfg["model"]["n_layer"] == 4 and cfg["out_dir"] == "x"
     with pytest.raises(ConfigError, match="no such option"):
         apply_overrides(DEFAULTS, ["--nope", "1"])
 

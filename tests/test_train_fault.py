@@ -27,7 +27,7 @@ def make_config(tmp: Path, name: str) -> Path:
         (data / "meta.json").write_text(json.dumps({"dtype": "uint16", "n_vocab": 128, "eot_id": 0}))
     cfg = {"model": {"preset": "tiny", "n_layer": 4, "n_embd": 128, "max_seq_len": 64},
            "train": {"batch_size": 8, "block_size": 64, "max_steps": STEPS, "ckpt_every": CKPT, "warmup_steps": 5,
-                     "lr": 1e-3},
+                     "lr": 1e-3, "compile": False},   # eager: each restart would compile again; this is about restarts
            "data": {"dir": str(data)}, "out_dir": str(tmp / name), "parallel": "ddp"}
     path = tmp / f"{name}.json"
     path.write_text(json.dumps(cfg))
