@@ -127,15 +127,16 @@ def clip_grad_norm(params, max_norm: float, group=None) -> torch.Tensor:
     """Global L2 norm of all gradients, across ranks where parameters are sharded; gradients are scaled
     down when it exceeds max_norm (> 0). Replicated gradients count once, shards are summed over ranks."""
     params = [p for p in params if p.grad is not None]
-    local = lambda g: g.to_local() if hasattr(g, "to_local") else g
-    dev = local(params[0].grad).device
-    sq = {True: torch.zeros((), device=dev), False: torch.zeros((), device=dev)}
-    for p in params: sq[is_sharded(p)] += local(p.grad).detach().float().pow(2).sum()
-    if dist.is_initialized() and any(is_sharded(p) for p in params): dist.all_reduce(sq[True], group=group)
+    grads = [p.grad.detach().to_local() if hasattr(p.grad, "to_local") else p.grad.detach() for p in params]
+    dev = grads[0].device
+    def sum_sq(gs):                  # one fused call for all the norms, not a few small ops per tensor
+        return torch.stack(torch._foreach_norm(gs)).float().pow(2).sum() if gs else torch.zeros((), device=dev)
+    shard = [is_sharded(p) for p in params]
+    sq = {flag: sum_sq([g for g, s in zip(grads, shard) if s == flag]) for flag in (True, False)}
+    if dist.is_initialized() and any(shard): dist.all_reduce(sq[True], group=group)
     norm = (sq[True] + sq[False]).sqrt()
     if max_norm > 0 and torch.isfinite(norm):
-        coef = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
-        for p in params: p.grad.mul_(coef)
+        torch._foreach_mul_(grads, torch.clamp(max_norm / (norm + 1e-6), max=1.0))   # in place, shards too
     return norm
 
 # %% ../nbs/04_training.ipynb #7a619eed
