@@ -88,6 +88,8 @@ def train(config: dict) -> dict:
     from llmbook.data import load_tokens
     from llmbook.model import GPT, GPTConfig, save_checkpoint
     from llmbook.train import Trainer, TrainConfig, full_state_dict, init_distributed
+    try: tcfg = TrainConfig.from_dict(config["train"])
+    except ValueError as e: raise ConfigError(str(e)) from None
     info = init_distributed() if config["parallel"] != "none" else None
     rank = info.rank if info else 0
     data_dir = prepare_data(config["data"], rank)
@@ -96,7 +98,6 @@ def train(config: dict) -> dict:
     preset = model_cfg.pop("preset", None)
     model_cfg.setdefault("vocab_size", meta["n_vocab"])
     mcfg = GPTConfig.preset(preset, **model_cfg) if preset else GPTConfig.from_dict(model_cfg)
-    tcfg = TrainConfig.from_dict(config["train"])
     if tcfg.block_size > mcfg.max_seq_len:
         raise ConfigError(f"block_size={tcfg.block_size} > max_seq_len={mcfg.max_seq_len}")
     out_dir = Path(config["out_dir"])

@@ -71,6 +71,9 @@ class TrainConfig:
     bf16: bool | str = False     # bfloat16 autocast: true, false or "auto" (see use_bf16); a speed switch
     compile: bool = False        # torch.compile the model (a speed switch); equality tests run eager, in float32
 
+    def __post_init__(self):
+        if self.bf16 not in (True, False, "auto"): raise ValueError(f'bf16={self.bf16!r}: choose true, false or "auto"')
+
     @property
     def tokens_per_step(self) -> int: return self.batch_size * self.block_size * self.grad_accum
 
