@@ -159,24 +159,35 @@ def main(argv: list[str] | None = None):
 # %% ../nbs/A2_cli.ipynb #a4967548
 @command("eval", "evaluate a checkpoint (perplexity, mmlu, humaneval, gsm8k) and write a JSON report")
 def _eval_command(args, rest):
-    from llmbook.evaluate import run_eval   # imported on use: the other subcommands do not need the harnesses
-    if args.task == "perplexity" and args.text is None:
-        raise ConfigError("the perplexity task needs --text FILE, the text to measure")
-    if not Path(args.checkpoint).is_dir():
-        raise ConfigError(f"{args.checkpoint} is not a checkpoint directory; `llmbook train` writes OUT_DIR/final")
-    report = run_eval(args.checkpoint, args.task, limit=args.limit, out_json=args.out, tokenizer=args.tokenizer,
-                      k=args.shots, text=args.text, seed=args.seed)
+    from llmbook.evaluate import EvalInputError, run_eval   # imported on use: other subcommands need no harness
+    try:
+        report = run_eval(args.checkpoint, args.task, limit=args.limit, out_json=args.out, tokenizer=args.tokenizer,
+                          k=args.shots, text=args.text, seed=args.seed, score=args.score, workers=args.workers)
+    except EvalInputError as e: raise ConfigError(str(e)) from None
     print(json.dumps({k: v for k, v in report.items() if not isinstance(v, (list, dict))}, default=str))
 
 def _eval_arguments(p: argparse.ArgumentParser):
-    p.add_argument("checkpoint", help="a checkpoint directory (safetensors + config.json)")
-    p.add_argument("task", choices=["perplexity", "mmlu", "humaneval", "gsm8k"])
-    p.add_argument("--limit", type=int, help="evaluate a seeded subset of this many items (default: all)")
-    p.add_argument("--shots", type=int, help="few-shot examples (MMLU default 5, GSM8K 4)")
-    p.add_argument("--text", help="perplexity: the text file to measure")
-    p.add_argument("--tokenizer", default="gpt2", help="the encoding the checkpoint was trained with (default gpt2)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="write the full report (with predictions) to this JSON file")
+    from llmbook.evaluate import MMLU_SCORES, TASKS   # the harness's own lists, so help and code cannot drift apart
+    p.usage = "llmbook eval CHECKPOINT TASK [--limit N] [--shots K] [--out REPORT.json] [options]"
+    p.formatter_class = argparse.RawDescriptionHelpFormatter      # keep the examples' lines
+    p.epilog = ("examples:\n  llmbook eval runs/x/final mmlu --shots 0 --out mmlu.json\n"
+                "  llmbook eval runs/x/final humaneval --limit 20 --out he.json\n"
+                "  llmbook eval runs/x/final perplexity --text val.txt\n"
+                "The summary is printed as one JSON line; --out gets the full report with every prediction.")
+    p.add_argument("checkpoint", help="a checkpoint directory (model.safetensors + config.json, and tokenizer.tiktoken "
+                   "+ tokenizer.json when the model has its own tokenizer)")
+    p.add_argument("task", choices=TASKS, help="what to measure: " + ", ".join(TASKS))
+    p.add_argument("--limit", type=int, help="evaluate a seeded subset of this many items (MMLU: stratified by "
+                   "subject, at least 57); default: the whole test set")
+    p.add_argument("--shots", type=int, help="few-shot examples in the prompt (MMLU default 5, GSM8K 4)")
+    p.add_argument("--score", choices=MMLU_SCORES, default="letter", help="MMLU: score the answer letter "
+                   "(default) or the answer text, as a sum or normalised per token or per byte")
+    p.add_argument("--text", help="perplexity: the UTF-8 text file to measure")
+    p.add_argument("--tokenizer", help="an encoding name (gpt2, cl100k_base, o200k_base) or a directory with "
+                   "tokenizer.tiktoken; default: the checkpoint's own tokenizer, else gpt2")
+    p.add_argument("--seed", type=int, default=0, help="seeds the subset, the few-shot examples and tie-breaking")
+    p.add_argument("--workers", type=int, default=4, help="HumanEval: sandboxed programs run at a time (default 4)")
+    p.add_argument("--out", help="write the full report (with every prediction) to this JSON file, atomically")
 
 _eval_command.arguments = _eval_arguments
 
