@@ -12,6 +12,7 @@ __all__ = ['WIKI_SAMPLE', 'package_dir', 'load_plays', 'load_gutenberg_shakespea
 import base64
 import binascii
 import bz2
+import functools
 import hashlib
 import heapq
 import importlib.util
@@ -213,12 +214,14 @@ def dedup_lines(docs: dict[str, str], min_chars: int = 20) -> dict[str, str]:
 # %% ../nbs/02_data.ipynb #6ae2b67f
 _WORD = regex.compile(r"\w+")
 
+@functools.lru_cache(maxsize=2**20)  # words repeat across documents: hash each once
+def _word_hash(word: str) -> int: return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+
 def shingle_hashes(text: str, ngram: int = 5) -> np.ndarray:
     "The distinct word `ngram`-grams of `text` (casefolded) as 64-bit hashes; short texts give one shingle."
     words = _WORD.findall(text.casefold())
     if not words: return np.zeros(1, np.uint64)
-    vocab = {w: int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little") for w in set(words)}
-    w = np.array([vocab[x] for x in words], np.uint64)
+    w = np.fromiter(map(_word_hash, words), np.uint64, len(words))
     n = min(ngram, len(w))
     h = np.zeros(len(w) - n + 1, np.uint64)
     with np.errstate(over="ignore"):  # arithmetic mod 2**64 is the point
@@ -248,21 +251,25 @@ class MinHasher:
 
 # %% ../nbs/02_data.ipynb #ea81ff42
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    "Exact Jaccard similarity |A & B| / |A | B| of two shingle sets."
-    return len(np.intersect1d(a, b, assume_unique=True)) / len(np.union1d(a, b))
+    "Exact Jaccard similarity |A & B| / |A | B| of two shingle sets (sorted arrays of distinct hashes)."
+    common = len(np.intersect1d(a, b, assume_unique=True))
+    return common / (len(a) + len(b) - common)
 
 # %% ../nbs/02_data.ipynb #dd8e0030
 def lsh_probability(s, bands: int, rows: int):
     "Probability that two documents of Jaccard similarity `s` share at least one of `bands` bands of `rows` rows."
     return 1 - (1 - np.asarray(s, float) ** rows) ** bands
 
-def lsh_params(threshold: float, num_perm: int = 128) -> tuple[int, int]:
-    "The (bands, rows) with bands*rows <= num_perm minimising false-positive plus false-negative area around `threshold`."
+def lsh_params(threshold: float, num_perm: int = 128, fn_weight: float = 0.5) -> tuple[int, int]:
+    """The (bands, rows) with bands*rows <= num_perm minimising the false-negative area above `threshold`,
+    weighted by `fn_weight`, plus the false-positive area below it, weighted by 1 - `fn_weight`."""
+    if not 0 < threshold <= 1: raise ValueError(f"threshold={threshold}: a Jaccard threshold lies in (0, 1]")
+    if not 0 <= fn_weight <= 1: raise ValueError(f"fn_weight={fn_weight}: a weight lies in [0, 1]")
     s = np.linspace(0, 1, 1001)
     def cost(b, r):
         p = lsh_probability(s, b, r)
-        return np.mean(np.where(s < threshold, p, 1 - p))  # the areas, on a uniform grid
-    return min(((b, num_perm // b) for b in range(1, num_perm + 1)), key=lambda br: cost(*br))
+        return np.mean(np.where(s < threshold, (1 - fn_weight) * p, fn_weight * (1 - p)))  # areas, uniform grid
+    return min(((b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)), key=lambda br: cost(*br))
 
 # %% ../nbs/02_data.ipynb #3efd0599
 def lsh_candidates(signatures: np.ndarray, bands: int, rows: int) -> set[tuple[int, int]]:
@@ -277,21 +284,27 @@ def lsh_candidates(signatures: np.ndarray, bands: int, rows: int) -> set[tuple[i
     return pairs
 
 # %% ../nbs/02_data.ipynb #a8531e69
-def similar_pairs(signatures: np.ndarray, threshold: float = 0.5) -> list[tuple[int, int, float]]:
-    "Index pairs (i, j, estimated Jaccard) among LSH candidates whose signatures agree on at least `threshold` of their minima."
-    bands, rows = lsh_params(threshold, signatures.shape[1])
+def similar_pairs(signatures: np.ndarray, threshold: float = 0.5, shingles: list[np.ndarray] | None = None,
+                  fn_weight: float = 0.9) -> list[tuple[int, int, float]]:
+    """Index pairs (i, j, similarity) among the LSH candidates whose similarity reaches `threshold`: the exact
+    Jaccard similarity of `shingles` when given, else the share of agreeing minima. Bands from `lsh_params`."""
+    bands, rows = lsh_params(threshold, signatures.shape[1], fn_weight)
     found = []
     for i, j in sorted(lsh_candidates(signatures, bands, rows)):
-        est = float(np.mean(signatures[i] == signatures[j]))  # the share of agreeing minima estimates Jaccard
-        if est >= threshold: found.append((i, j, est))
+        sim = (jaccard(shingles[i], shingles[j]) if shingles is not None
+               else float(np.mean(signatures[i] == signatures[j])))  # the share of agreeing minima estimates Jaccard
+        if sim >= threshold: found.append((i, j, sim))
     return found
 
 def near_duplicates(docs: dict[str, str], threshold: float = 0.5, num_perm: int = 128, ngram: int = 5,
-                    seed: int = 0) -> list[tuple[str, str, float]]:
-    "Pairs of documents whose estimated Jaccard similarity of word `ngram`-grams is at least `threshold`."
-    keys = list(docs)
-    sigs = MinHasher(num_perm, seed).signatures(docs.values(), ngram)
-    return [(keys[i], keys[j], est) for i, j, est in similar_pairs(sigs, threshold)]
+                    seed: int = 0, exact: bool = True) -> list[tuple[str, str, float]]:
+    """Pairs of documents whose Jaccard similarity of word `ngram`-grams is at least `threshold`: MinHash and LSH
+    find candidates, checked with the exact similarity (or, `exact=False`, the signatures' estimate)."""
+    if not docs: return []
+    keys, hasher = list(docs), MinHasher(num_perm, seed)
+    shingles = [shingle_hashes(t, ngram) for t in docs.values()]
+    sigs = np.stack([hasher.signature(s) for s in shingles])
+    return [(keys[i], keys[j], sim) for i, j, sim in similar_pairs(sigs, threshold, shingles if exact else None)]
 
 # %% ../nbs/02_data.ipynb #73571196
 def near_dedup(docs: dict[str, str], **kwargs) -> dict[str, str]:
@@ -333,6 +346,7 @@ class BPETokenizer:
             raise ValueError("two tokens share an id: ranks and special tokens must have distinct ids")
         self._chunk = regex.compile(pattern)
         self._cache: dict[bytes, list[int]] = {}
+        self.merge_counts: list[int] | None = None  # set by the trainers: how often each learned pair occurred
 
     @property
     def n_vocab(self) -> int: return max(self.decoder) + 1
@@ -451,6 +465,7 @@ def train_bpe_reference(texts, vocab_size: int, pattern: str = CL100K_PAT_STR,
     words = {tuple(c): n for c, n in count_chunks(texts, pattern).items()}
     vocab = [bytes([b]) for b in range(256)]
     index = {b: i for i, b in enumerate(vocab)}
+    counts = []
     while len(vocab) < vocab_size - len(special):
         stats = Counter()
         for w, n in words.items():
@@ -458,15 +473,17 @@ def train_bpe_reference(texts, vocab_size: int, pattern: str = CL100K_PAT_STR,
         if not stats: break
         pair = max(stats, key=lambda p: (stats[p], -p[0], -p[1]))  # most frequent; ties: smallest ids
         new = _new_token(vocab, index, pair)
+        if len(counts) < len(vocab) - 256: counts.append(stats[pair])  # a new token, not bytes made before
         merged = Counter()
         for w, n in words.items(): merged[_merge(w, pair, new)] += n
         words = merged
-    return _finish(vocab, pattern, special)
+    return _finish(vocab, pattern, special, counts)
 
-def _finish(vocab: list[bytes], pattern: str, special: list[str]) -> BPETokenizer:
+def _finish(vocab: list[bytes], pattern: str, special: list[str], counts: list[int]) -> BPETokenizer:
     "The tokenizer of the learned `vocab` (ids in order of learning), special tokens numbered after it."
-    return BPETokenizer({b: i for i, b in enumerate(vocab)}, pattern,
-                        {s: len(vocab) + n for n, s in enumerate(special)})
+    tok = BPETokenizer({b: i for i, b in enumerate(vocab)}, pattern, {s: len(vocab) + n for n, s in enumerate(special)})
+    tok.merge_counts = counts  # merge_counts[i]: occurrences of the pair that made token 256 + i
+    return tok
 
 # %% ../nbs/02_data.ipynb #d9efed38
 def train_bpe(texts, vocab_size: int, pattern: str = CL100K_PAT_STR,
@@ -487,10 +504,12 @@ def train_bpe(texts, vocab_size: int, pattern: str = CL100K_PAT_STR,
     heapq.heapify(heap)
     vocab = [bytes([b]) for b in range(256)]
     index = {b: i for i, b in enumerate(vocab)}
+    merge_counts = []
     while len(vocab) < vocab_size - len(special) and heap:
         neg, pair = heapq.heappop(heap)
         if stats.get(pair, 0) != -neg or neg == 0: continue  # stale entry: the count changed since the push
         new = _new_token(vocab, index, pair)
+        if len(merge_counts) < len(vocab) - 256: merge_counts.append(-neg)  # a new token, not bytes made before
         changed = set()
         for k in where.pop(pair):
             old, n = words[k], counts[k]
@@ -505,7 +524,7 @@ def train_bpe(texts, vocab_size: int, pattern: str = CL100K_PAT_STR,
         if verbose and len(vocab) % 1000 == 0: print(f"{len(vocab)} tokens")
     if len(vocab) < vocab_size - len(special):
         warnings.warn(f"the corpus ran out of pairs at {len(vocab)} tokens, short of vocab_size={vocab_size}")
-    return _finish(vocab, pattern, special)
+    return _finish(vocab, pattern, special, merge_counts)
 
 # %% ../nbs/02_data.ipynb #df083d59
 def _save(self, path) -> Path:
