@@ -4,7 +4,7 @@
 __all__ = ['TASKS', 'USER', 'ASSISTANT', 'END', 'CHAT_TOKENS', 'LORA_TARGETS', 'parse_play', 'load_speeches', 'split_scenes',
            'make_examples', 'special_id', 'encode_chat', 'sft_targets', 'collate', 'train_sft', 'LoRALinear',
            'add_lora', 'merge_lora', 'response_logprob', 'dpo_loss', 'train_dpo', 'stream_reply', 'answer',
-           'preference_logprobs', 'save_chat_model', 'load_chat_model', 'fit_history', 'chat']
+           'option_logprobs', 'preference_logprobs', 'save_chat_model', 'load_chat_model', 'fit_history', 'chat']
 
 # %% ../nbs/A1_posttraining.ipynb #035db4ed
 import copy
@@ -71,14 +71,12 @@ TASKS = ("play", "speaker", "next line", "reply")
 
 def make_examples(speeches: list[dict], n: int, seed: int = 0) -> list[dict]:
     """`n` instruction examples drawn from `speeches` (one split): dicts with task, prompt, chosen (the right
-    answer) and rejected (a plausible wrong one, taken from the same split)."""
+    answer) and rejected (a plausible wrong one, taken from the same split); the play and speaker questions
+    also carry `options`, the answers to choose from (the 38 titles; the speakers of the scene)."""
     rng = random.Random(seed)
     plays = sorted({s["play"] for s in speeches})
-    by_play, by_scene, by_speaker = {}, {}, {}
-    for i, s in enumerate(speeches):
-        by_play.setdefault(s["play"], []).append(i)
-        by_scene.setdefault(s["scene"], []).append(i)
-        by_speaker.setdefault((s["play"], s["speaker"]), []).append(i)
+    by_scene = {}
+    for i, s in enumerate(speeches): by_scene.setdefault(s["scene"], []).append(i)
     def a_line(i): return rng.choice(speeches[i]["lines"])
     out = []
     while len(out) < n:
@@ -86,24 +84,25 @@ def make_examples(speeches: list[dict], n: int, seed: int = 0) -> list[dict]:
         s = speeches[i]
         if task == "play":
             prompt, chosen = f"Which play is this line from?\n{a_line(i)}", s["play"]
-            rejected = rng.choice([p for p in plays if p != chosen])
+            rejected, options = rng.choice([p for p in plays if p != chosen]), plays
         elif task == "speaker":
-            others = sorted({speeches[j]["speaker"] for j in by_scene[s["scene"]]} - {s["speaker"]}) or \
-                     sorted({speeches[j]["speaker"] for j in by_play[s["play"]]} - {s["speaker"]})
+            options = sorted({speeches[j]["speaker"] for j in by_scene[s["scene"]]})
+            if len(options) < 2: continue                                  # a monologue scene: nothing to choose
             prompt, chosen = f"Who says this line in {s['play']}?\n{a_line(i)}", s["speaker"]
-            rejected = rng.choice(others)
+            rejected = rng.choice([o for o in options if o != chosen])
         elif task == "next line":
             if len(s["lines"]) < 2: continue
             k = rng.randrange(len(s["lines"]) - 1)
             prompt, chosen = f"Which line follows this one in {s['play']}?\n{s['lines'][k]}", s["lines"][k + 1]
-            rejected = a_line(rng.choice(by_play[s["play"]]))              # a line of the same play, elsewhere
+            rejected = s["lines"][k]                                       # the question's line, echoed
         else:
             if i + 1 >= len(speeches) or speeches[i + 1]["scene"] != s["scene"]: continue
             nxt = speeches[i + 1]
-            pool = [j for j in by_speaker[(s["play"], nxt["speaker"])] if j != i + 1] or by_play[s["play"]]
             prompt = f"In {s['play']}, {s['speaker']} says:\n{s['lines'][-1]}\nWhat does {nxt['speaker']} answer?"
-            chosen, rejected = nxt["lines"][0], speeches[rng.choice(pool)]["lines"][0]   # the same voice, elsewhere
-        if chosen != rejected: out.append(dict(task=task, prompt=prompt, chosen=chosen, rejected=rejected))
+            chosen, rejected = nxt["lines"][0], s["lines"][-1]             # the question's line, echoed
+        if chosen != rejected:
+            out.append(dict(task=task, prompt=prompt, chosen=chosen, rejected=rejected) |
+                       (dict(options=options) if task in ("play", "speaker") else {}))
     return out
 
 # %% ../nbs/A1_posttraining.ipynb #7eb7121a
@@ -133,10 +132,11 @@ def sft_targets(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     "Next-token targets: ids shifted left by one, and -100 (ignored by the loss) where the next id is not the assistant's."
     return torch.where(mask[:, 1:], ids[:, 1:], torch.full_like(ids[:, 1:], -100))
 
-def collate(tok, pairs: list[tuple[str, str]]) -> tuple[torch.Tensor, torch.Tensor]:
-    "(prompt, response) pairs -> inputs x (B, T) and masked targets y (B, T), padded on the right."
+def collate(tok, pairs: list[tuple[str, str]], multiple: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """(prompt, response) pairs -> inputs x (B, T) and masked targets y (B, T), padded on the right so that T is a
+    multiple of `multiple`: a few shapes recur, and the CPU kernels do not meet a new one every batch."""
     rows = [encode_chat(tok, [{"role": "user", "content": p}, {"role": "assistant", "content": r}]) for p, r in pairs]
-    T, pad = max(len(i) for i, _ in rows), special_id(tok, ENDOFTEXT)
+    T, pad = -(-(max(len(i) for i, _ in rows) - 1) // multiple) * multiple + 1, special_id(tok, ENDOFTEXT)
     ids = torch.tensor([i + [pad] * (T - len(i)) for i, _ in rows])
     mask = torch.tensor([m + [False] * (T - len(m)) for _, m in rows])
     return ids[:, :-1], sft_targets(ids, mask)
@@ -248,6 +248,12 @@ def answer(model: GPT, tok, prompt: str, max_new_tokens: int = 32, **sampling) -
     ids, _ = encode_chat(tok, [{"role": "user", "content": prompt}], add_generation_prompt=True)
     stop = {special_id(tok, t) for t in CHAT_TOKENS}              # <|end|>, or any token that starts a new turn
     return tok.decode(list(stream_reply(model, ids, max_new_tokens, stop, **sampling)))
+
+@torch.no_grad()
+def option_logprobs(model: GPT, tok, prompt: str, options: list[str]) -> torch.Tensor:
+    "log pi(option | prompt) of each option, the closing <|end|> included, so that an option is scored as a whole answer."
+    model.eval()
+    return response_logprob(model, *collate(tok, [(prompt, o) for o in options]))
 
 @torch.no_grad()
 def preference_logprobs(model: GPT, tok, examples: list[dict], batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
