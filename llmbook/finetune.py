@@ -214,8 +214,9 @@ def dpo_loss(pi_chosen, pi_rejected, ref_chosen, ref_rejected, beta: float = 0.1
 
 # %% ../nbs/A1_posttraining.ipynb #a432b7ae
 def train_dpo(policy: nn.Module, ref: nn.Module, tok, examples: list[dict], cfg: TrainConfig,
-              beta: float = 0.1) -> list[dict]:
-    "DPO on (prompt, chosen, rejected) of `examples` against the frozen `ref`; returns loss, reward margin, accuracy per step."
+              beta: float = 0.1, nll_weight: float = 0.0) -> list[dict]:
+    """DPO on (prompt, chosen, rejected) of `examples` against the frozen `ref`, plus `nll_weight` times the SFT loss
+    (mean NLL per token) of the chosen answers (Pang et al. 2024); returns loss, reward margin, accuracy per step."""
     opt, rng, log = make_optimizer(policy, cfg), random.Random(cfg.seed), []
     policy.train(); ref.eval().requires_grad_(False)
     for step in range(cfg.max_steps):
@@ -224,8 +225,9 @@ def train_dpo(policy: nn.Module, ref: nn.Module, tok, examples: list[dict], cfg:
         pi = response_logprob(policy, x, y)
         with torch.no_grad(): ref_lp = response_logprob(ref, x, y)
         loss, r_chosen, r_rejected = dpo_loss(pi[:B], pi[B:], ref_lp[:B], ref_lp[B:], beta)
-        _optimizer_step(policy, opt, loss, step, cfg)
-        log.append(dict(loss=loss.item(), margin=(r_chosen - r_rejected).mean().item(),
+        nll = -pi[:B].sum() / (y[:B] != -100).sum()                 # per token of the chosen answers
+        _optimizer_step(policy, opt, loss + nll_weight * nll if nll_weight else loss, step, cfg)
+        log.append(dict(loss=loss.item(), nll=nll.item(), margin=(r_chosen - r_rejected).mean().item(),
                         accuracy=(r_chosen > r_rejected).float().mean().item()))
     return log
 
