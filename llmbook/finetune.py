@@ -9,7 +9,6 @@ __all__ = ['TASKS', 'USER', 'ASSISTANT', 'END', 'CHAT_TOKENS', 'LORA_TARGETS', '
 # %% ../nbs/A1_posttraining.ipynb #035db4ed
 import copy
 import hashlib
-import json
 import math
 import random
 import re
@@ -20,9 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import BPETokenizer, load_plays, strip_markdown
+from .data import load_plays, strip_markdown
 from .foundations import ENDOFTEXT
 from .model import GPT, KVCache, load_checkpoint, sample_next, save_checkpoint
+from .evaluate import load_tokenizer, save_tokenizer
 from .train import TrainConfig, lr_at, make_optimizer
 
 # %% ../nbs/A1_posttraining.ipynb #83acea33
@@ -271,13 +271,7 @@ def preference_logprobs(model: GPT, tok, examples: list[dict], batch_size: int =
 # %% ../nbs/A1_posttraining.ipynb #197969c2
 def save_chat_model(model: GPT, tok, path) -> Path:
     "A checkpoint directory with the model (save_checkpoint) and its tokenizer: tokenizer.tiktoken + tokenizer.json."
-    path = save_checkpoint(model, path)
-    ranks = getattr(tok, "ranks", None) or tok._mergeable_ranks          # a BPETokenizer or a tiktoken Encoding
-    special = getattr(tok, "special_tokens", None) or tok._special_tokens
-    pattern = getattr(tok, "pattern", None) or tok._pat_str
-    BPETokenizer(ranks, pattern, special).save(path / "tokenizer.tiktoken")
-    (path / "tokenizer.json").write_text(json.dumps({"pattern": pattern, "special_tokens": special}, indent=2))
-    return path
+    return save_tokenizer(tok, save_checkpoint(model, path))    # Chapter 5's tokenizer files, written atomically
 
 def load_chat_model(path, device="cpu"):
     "(model, tokenizer) from a directory that save_chat_model wrote; the tokenizer is a tiktoken Encoding."
@@ -285,10 +279,9 @@ def load_chat_model(path, device="cpu"):
     if not (path / "tokenizer.json").exists():
         raise FileNotFoundError(f"{path} has no tokenizer.json: a chat checkpoint needs the tokenizer with the chat "
                                 f"tokens {CHAT_TOKENS}; write it with llmbook.finetune.save_chat_model")
-    meta = json.loads((path / "tokenizer.json").read_text())
-    missing = [t for t in (USER, ASSISTANT, END) if t not in meta["special_tokens"]]
+    tok = load_tokenizer(path)
+    missing = [t for t in (USER, ASSISTANT, END) if t not in tok._special_tokens]
     if missing: raise ValueError(f"the tokenizer in {path} lacks the chat tokens {missing}; it was not fine-tuned for chat")
-    tok = BPETokenizer.load(path / "tokenizer.tiktoken", meta["pattern"], meta["special_tokens"]).to_tiktoken()
     return load_checkpoint(path, device).eval(), tok
 
 def fit_history(tok, messages: list[dict], max_tokens: int) -> list[int]:
