@@ -5,8 +5,9 @@ of this machine, measured in the same run (fp32 and bf16 torch.mm).
     python bench/bench_train.py --runs nanogpt:fp32 --iters 200
     python bench/bench_train.py --dump-corpus shakespeare.txt   # the exact text it trains on, for nanoGPT
 
-Runs are `model:precision[+compile]`, precision fp32, bf16 or auto (bf16 autocast where llmbook.train.use_bf16
-chooses it); `auto+compile` is what `llmbook train` does by default:
+Runs are `model:precision[+compile][+sdpa|+explicit]`, precision fp32, bf16 or auto (bf16 autocast where
+llmbook.train.use_bf16 chooses it); the attention kernel is llmbook.train.use_sdpa's choice unless +sdpa (the fused
+kernel) or +explicit is given; `auto+compile` is what `llmbook train` does by default:
   nanogpt  nanoGPT's README CPU recipe: char-level, n_layer 4, n_head 4, n_embd 128, block 64, batch 12,
            dropout 0, lr 1e-3 -> 1e-4 over the run, 100 warm-up steps, beta2 0.99; validation loss at the end
            over --eval-batches batches (nanoGPT's own --eval_iters=20 is noisier).
@@ -56,19 +57,21 @@ def matmul_rate(dtype, n=1024, seconds=1.5) -> float:
 
 def run(name: str, ids_train, ids_val, vocab: int, args, rates) -> dict:
     model_name, _, opts = name.partition(":")
-    precision, _, flag = opts.partition("+")
-    if precision not in ("fp32", "bf16", "auto") or flag not in ("", "compile"):
-        raise SystemExit(f"run {name!r}: write model:fp32|bf16|auto[+compile]")
-    bf16, compile_ = {"fp32": False, "bf16": True, "auto": "auto"}[precision], flag == "compile"
+    precision, *flags = opts.split("+")
+    if precision not in ("fp32", "bf16", "auto") or not set(flags) <= {"compile", "sdpa", "explicit"}:
+        raise SystemExit(f"run {name!r}: write model:fp32|bf16|auto[+compile][+sdpa|+explicit]")
+    bf16, compile_ = {"fp32": False, "bf16": True, "auto": "auto"}[precision], "compile" in flags
+    attention = "sdpa" if "sdpa" in flags else "explicit" if "explicit" in flags else "auto"
     if model_name == "nanogpt":
         mcfg = GPTConfig.gpt2(vocab_size=vocab, max_seq_len=64, n_layer=4, n_head=4, n_embd=128, bias=False)
         tcfg = TrainConfig(batch_size=12, block_size=64, max_steps=args.iters, lr=1e-3, min_lr=1e-4, warmup_steps=100,
                            beta2=0.99, weight_decay=0.1, grad_clip=1.0, eval_batches=args.eval_batches,
-                           bf16=bf16, compile=compile_)
+                           bf16=bf16, compile=compile_, attention=attention)
     elif model_name == "wide":
         mcfg = GPTConfig.gpt2(vocab_size=vocab, max_seq_len=256, n_layer=4, n_head=4, n_embd=256, bias=False)
         tcfg = TrainConfig(batch_size=8, block_size=256, max_steps=args.wide_iters, lr=1e-3, min_lr=1e-4,
-                           warmup_steps=20, beta2=0.99, eval_batches=args.eval_batches, bf16=bf16, compile=compile_)
+                           warmup_steps=20, beta2=0.99, eval_batches=args.eval_batches, bf16=bf16, compile=compile_,
+                           attention=attention)
     else:
         raise SystemExit(f"unknown model {model_name!r}: nanogpt or wide")
     torch.manual_seed(0)
@@ -84,10 +87,10 @@ def run(name: str, ids_train, ids_val, vocab: int, args, rates) -> dict:
     flops = flops_per_token(mcfg, seq_len=tcfg.block_size) * tok_s
     peak = rates["bf16"] if trainer.bf16 else rates["fp32"]
     val = trainer.evaluate() if model_name == "nanogpt" else None
-    out = dict(run=name, bf16=trainer.bf16, mm_fp32=rates["fp32"], mm_bf16=rates["bf16"], ms_per_iter=ms, tokens_per_s=tok_s, gflops=flops / 1e9, mfu=flops / peak,
+    out = dict(run=name, bf16=trainer.bf16, sdpa=trainer.raw_model.use_sdpa, mm_fp32=rates["fp32"], mm_bf16=rates["bf16"], ms_per_iter=ms, tokens_per_s=tok_s, gflops=flops / 1e9, mfu=flops / peak,
                mfu_vs_bf16=flops / rates["bf16"], iters=len(history), wall_s=wall,
                train_loss=statistics.mean(m["loss"] for m in history[-20:]), val_loss=val)
-    print(f"{name:22s} {'bf16' if trainer.bf16 else 'fp32'} mm {rates['fp32'] / 1e9:4.0f}/{rates['bf16'] / 1e9:4.0f} GFLOP/s {ms:7.1f} ms/iter {tok_s:9,.0f} tok/s {flops / 1e9:6.1f} GFLOP/s  MFU {out['mfu']:5.1%} "
+    print(f"{name:22s} {'bf16' if trainer.bf16 else 'fp32'} {'sdpa' if trainer.raw_model.use_sdpa else 'explicit'} mm {rates['fp32'] / 1e9:4.0f}/{rates['bf16'] / 1e9:4.0f} GFLOP/s {ms:7.1f} ms/iter {tok_s:9,.0f} tok/s {flops / 1e9:6.1f} GFLOP/s  MFU {out['mfu']:5.1%} "
           f"(of bf16 mm: {out['mfu_vs_bf16']:5.1%})  loss {out['train_loss']:.4f}"
           + (f"  val {val:.4f}" if val is not None else "") + f"  [{wall:.0f} s]", flush=True)
     return out

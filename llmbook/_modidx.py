@@ -326,4 +326,5 @@ d = { 'settings': { 'branch': 'main',
                                'llmbook.train.sparkline': ('training.html#sparkline', 'llmbook/train.py'),
                                'llmbook.train.tensor_parallel': ('training.html#tensor_parallel', 'llmbook/train.py'),
                                'llmbook.train.tensor_parallel_dtensor': ('training.html#tensor_parallel_dtensor', 'llmbook/train.py'),
-                               'llmbook.train.use_bf16': ('training.html#use_bf16', 'llmbook/train.py')}}}
+                               'llmbook.train.use_bf16': ('training.html#use_bf16', 'llmbook/train.py'),
+                               'llmbook.train.use_sdpa': ('training.html#use_sdpa', 'llmbook/train.py')}}}

@@ -108,7 +108,8 @@ def train(config: dict) -> dict:
         (out_dir / "config.json").write_text(json.dumps(config, indent=1))
         print(f"{sum(p.numel() for p in trainer.raw_model.parameters()):,} parameters, {tcfg.tokens_per_step:,} "
               f"tokens per step, from step {trainer.step} to {tcfg.max_steps}, parallel={config['parallel']}, "
-              f"{'bf16 autocast' if trainer.bf16 else 'float32'}{', compiled' if tcfg.compile else ''}", file=sys.stderr)
+              f"{'bf16 autocast' if trainer.bf16 else 'float32'}{', compiled' if tcfg.compile else ''}, "
+              f"{'fused' if trainer.raw_model.use_sdpa else 'explicit'} attention", file=sys.stderr)
     history = trainer.fit()
     sharded = config["parallel"] not in ("none", "ddp")
     final = full_state_dict(trainer.model, config["parallel"]) if sharded else None   # a collective: every rank

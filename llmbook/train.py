@@ -2,8 +2,8 @@
 
 # %% auto #0
 __all__ = ['SPARK', 'RANK_FILES', 'BYTES_PER_PARAM', 'PARALLEL', 'param_groups', 'make_optimizer', 'TrainConfig', 'use_bf16',
-           'lr_at', 'get_batch', 'is_sharded', 'clip_grad_norm', 'DistInfo', 'init_distributed', 'MetricsLog',
-           'read_metrics', 'sparkline', 'LossDisplay', 'TrainingDiverged', 'Trainer', 'model_state_bytes',
+           'use_sdpa', 'lr_at', 'get_batch', 'is_sharded', 'clip_grad_norm', 'DistInfo', 'init_distributed',
+           'MetricsLog', 'read_metrics', 'sparkline', 'LossDisplay', 'TrainingDiverged', 'Trainer', 'model_state_bytes',
            'activation_bytes', 'ColumnParallelLinear', 'RowParallelLinear', 'head_rows', 'chunk', 'ShardedAttention',
            'tensor_parallel', 'tensor_parallel_dtensor', 'PipelineStageModule', 'parallelize', 'full_state_dict',
            'check_parallel']
@@ -70,9 +70,12 @@ class TrainConfig:
     seed: int = 0
     bf16: bool | str = False     # bfloat16 autocast: true, false or "auto" (see use_bf16); a speed switch
     compile: bool = False        # torch.compile the model (a speed switch); equality tests run eager, in float32
+    attention: str = "auto"      # attention kernel: "sdpa", "explicit" or "auto" (see use_sdpa); a speed switch
 
     def __post_init__(self):
         if self.bf16 not in (True, False, "auto"): raise ValueError(f'bf16={self.bf16!r}: choose true, false or "auto"')
+        if self.attention not in ("sdpa", "explicit", "auto"):
+            raise ValueError(f'attention={self.attention!r}: choose "sdpa", "explicit" or "auto"')
 
     @property
     def tokens_per_step(self) -> int: return self.batch_size * self.block_size * self.grad_accum
@@ -86,13 +89,22 @@ class TrainConfig:
 
 def use_bf16(setting: bool | str, model_config: GPTConfig, device: torch.device) -> bool:
     """TrainConfig.bf16 made a bool. "auto" means bfloat16 autocast on a GPU that has it, and on a CPU with
-    native bf16 matrix units only for models at least 256 wide: below that, autocast's casts cost more than
-    the faster matmuls save (measured by bench/bench_train.py)."""
+    native bf16 matrix units only for models at least 128 wide: below that, autocast's casts cost more than
+    the faster matmuls save (measured by bench/bench_train.py, with use_sdpa's choice of attention)."""
     if setting == "auto":
         if device.type == "cuda": return torch.cuda.is_bf16_supported()
-        return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported() and model_config.n_embd >= 256
+        return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported() and model_config.n_embd >= 128
     if not isinstance(setting, bool): raise ValueError(f'bf16={setting!r}: choose true, false or "auto"')
     return setting
+
+def use_sdpa(setting: str, bf16: bool, block_size: int, device: torch.device) -> bool:
+    """TrainConfig.attention made a choice of kernel: True for PyTorch's fused scaled_dot_product_attention,
+    False for Chapter 1's explicit softmax(q k^T) v (the same function, within rounding). "auto" is the fused
+    kernel, except when training in bfloat16 on a CPU with contexts of at most 256 tokens: there the CPU
+    flash kernel's backward pass is slower than the explicit path's batched matrix multiplications
+    (measured in @sec-speed and by bench/bench_train.py; from 512 tokens on the fused kernel wins)."""
+    if setting == "auto": return not (device.type == "cpu" and bf16 and block_size <= 256)
+    return setting == "sdpa"
 
 # %% ../nbs/04_training.ipynb #b549c3f3
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -239,10 +251,11 @@ class Trainer:
         self.info = init_distributed() if parallel != "none" else \
             DistInfo(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
         self.raw_model = model
+        self.bf16 = use_bf16(cfg.bf16, model.config, self.info.device)
+        model.use_sdpa = use_sdpa(cfg.attention, self.bf16, cfg.block_size, self.info.device)  # before sharding
         self.model, self.schedule = (model.to(self.info.device), None) if parallel == "none" else \
             parallelize(model, parallel, self.info, cfg.grad_accum)
         self.forward = torch.compile(self.model) if cfg.compile and parallel in ("none", "ddp") else self.model
-        self.bf16 = use_bf16(cfg.bf16, model.config, self.info.device)
         self.opt = make_optimizer(self.model, cfg)
         data_parallel = parallel in ("ddp", "fsdp")
         self.dp_rank, self.dp_world = (self.info.rank, self.info.world) if data_parallel else (0, 1)
