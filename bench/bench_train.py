@@ -98,7 +98,7 @@ def run(name: str, ids_train, ids_val, vocab: int, args, rates) -> dict:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs", default="nanogpt:fp32,nanogpt:auto+compile,wide:fp32,wide:bf16,wide:auto+compile")
+    p.add_argument("--runs", default="nanogpt:fp32,nanogpt:auto+compile,wide:fp32,wide:bf16+sdpa,wide:auto+compile")
     p.add_argument("--iters", type=int, default=2000, help="iterations of the nanogpt runs")
     p.add_argument("--wide-iters", type=int, default=100, help="iterations of the wide runs (speed only)")
     p.add_argument("--eval-batches", type=int, default=200)

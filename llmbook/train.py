@@ -89,8 +89,8 @@ class TrainConfig:
 
 def use_bf16(setting: bool | str, model_config: GPTConfig, device: torch.device) -> bool:
     """TrainConfig.bf16 made a bool. "auto" means bfloat16 autocast on a GPU that has it, and on a CPU with
-    native bf16 matrix units only for models at least 128 wide: below that, autocast's casts cost more than
-    the faster matmuls save (measured by bench/bench_train.py, with use_sdpa's choice of attention)."""
+    native bf16 matrix units only for models at least 128 wide: below that, eager autocast's casts can cost more
+    than the faster matmuls save (measured by bench/bench_train.py, with use_sdpa's choice of attention)."""
     if setting == "auto":
         if device.type == "cuda": return torch.cuda.is_bf16_supported()
         return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported() and model_config.n_embd >= 128
