@@ -214,18 +214,23 @@ def dpo_loss(pi_chosen, pi_rejected, ref_chosen, ref_rejected, beta: float = 0.1
 
 # %% ../nbs/A1_posttraining.ipynb #a432b7ae
 def train_dpo(policy: nn.Module, ref: nn.Module, tok, examples: list[dict], cfg: TrainConfig,
-              beta: float = 0.1, nll_weight: float = 0.0) -> list[dict]:
+              beta: float = 0.1, nll_weight: float = 0.0, sft_examples: list[dict] | None = None,
+              sft_batch: int = 8) -> list[dict]:
     """DPO on (prompt, chosen, rejected) of `examples` against the frozen `ref`, plus `nll_weight` times the SFT loss
-    (mean NLL per token) of the chosen answers (Pang et al. 2024); returns loss, reward margin, accuracy per step."""
+    (mean NLL per token): of the chosen answers (Pang et al. 2024), or, given `sft_examples`, of `sft_batch` of them
+    drawn afresh every step; returns loss, NLL, reward margin and accuracy per step."""
     opt, rng, log = make_optimizer(policy, cfg), random.Random(cfg.seed), []
     policy.train(); ref.eval().requires_grad_(False)
     for step in range(cfg.max_steps):
         batch, B = rng.sample(examples, cfg.batch_size), cfg.batch_size
-        x, y = collate(tok, [(e["prompt"], e["chosen"]) for e in batch] + [(e["prompt"], e["rejected"]) for e in batch])
+        mix = rng.sample(sft_examples, sft_batch) if sft_examples else []
+        x, y = collate(tok, [(e["prompt"], e["chosen"]) for e in batch] + [(e["prompt"], e["rejected"]) for e in batch]
+                       + [(e["prompt"], e["chosen"]) for e in mix])   # one forward pass of the policy for all rows
         pi = response_logprob(policy, x, y)
-        with torch.no_grad(): ref_lp = response_logprob(ref, x, y)
-        loss, r_chosen, r_rejected = dpo_loss(pi[:B], pi[B:], ref_lp[:B], ref_lp[B:], beta)
-        nll = -pi[:B].sum() / (y[:B] != -100).sum()                 # per token of the chosen answers
+        with torch.no_grad(): ref_lp = response_logprob(ref, x[:2 * B], y[:2 * B])
+        loss, r_chosen, r_rejected = dpo_loss(pi[:B], pi[B:2 * B], ref_lp[:B], ref_lp[B:], beta)
+        rows = slice(2 * B, None) if mix else slice(0, B)           # the SFT term's answers
+        nll = -pi[rows].sum() / (y[rows] != -100).sum()             # per token
         _optimizer_step(policy, opt, loss + nll_weight * nll if nll_weight else loss, step, cfg)
         log.append(dict(loss=loss.item(), nll=nll.item(), margin=(r_chosen - r_rejected).mean().item(),
                         accuracy=(r_chosen > r_rejected).float().mean().item()))
