@@ -26,7 +26,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 from tqdm import tqdm
 
-from .foundations import apply_rope, repeat_kv, rope_cache
+from .foundations import apply_rope, attention, causal_mask, repeat_kv, rope_cache
 from .model import GPT, GPTConfig, autocast_bf16, load_checkpoint, save_checkpoint
 from .model import atomic_write
 
@@ -505,10 +505,12 @@ def chunk(n: int, rank: int, world: int) -> torch.Tensor:
     return torch.arange(rank * n // world, (rank + 1) * n // world)
 
 class ShardedAttention(nn.Module):
-    "Causal attention over this rank's heads only; qkv_proj and out_proj are column- and row-parallel."
-    def __init__(self, qkv_proj: nn.Module, out_proj: nn.Module, n_head: int, n_kv_head: int, head_dim: int):
+    """Causal attention over this rank's heads only; qkv_proj and out_proj are column- and row-parallel.
+    use_sdpa: the fused kernel, or Chapter 1's explicit attention (as in the attention it replaces)."""
+    def __init__(self, qkv_proj: nn.Module, out_proj: nn.Module, n_head: int, n_kv_head: int, head_dim: int,
+                 use_sdpa: bool = True):
         super().__init__()
-        self.qkv_proj, self.out_proj = qkv_proj, out_proj
+        self.qkv_proj, self.out_proj, self.use_sdpa = qkv_proj, out_proj, use_sdpa
         self.n_head, self.n_kv_head, self.head_dim = n_head, n_kv_head, head_dim
 
     def forward(self, x, rope=None, cache=None, layer: int = 0):
@@ -518,7 +520,8 @@ class ShardedAttention(nn.Module):
         q, k, v = (t.view(B, T, -1, hd).transpose(1, 2) for t in qkv)
         if rope is not None: q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         k, v = repeat_kv(k, nq // nkv), repeat_kv(v, nq // nkv)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True) if self.use_sdpa else \
+            attention(q, k, v, causal_mask(T, x.device))
         return self.out_proj(y.transpose(1, 2).reshape(B, T, nq * hd))
 
 # %% ../nbs/04_training.ipynb #2ce69153
@@ -530,7 +533,7 @@ def tensor_parallel(model: GPT, rank: int, world: int, group=None) -> GPT:
         a, m = block.attn, block.mlp
         block.attn = ShardedAttention(ColumnParallelLinear(a.qkv_proj, head_rows(cfg, rank, world), group),
                                       RowParallelLinear(a.out_proj, chunk(cfg.n_embd, rank, world), group),
-                                      cfg.n_head // world, cfg.n_kv_head // world, cfg.head_dim)
+                                      cfg.n_head // world, cfg.n_kv_head // world, cfg.head_dim, a.use_sdpa)
         cols = chunk(cfg.ffn_hidden, rank, world)
         for name in ("gate_proj", "up_proj"):
             if getattr(m, name) is not None: setattr(m, name, ColumnParallelLinear(getattr(m, name), cols, group))
@@ -550,7 +553,8 @@ def tensor_parallel_dtensor(model: GPT, mesh) -> GPT:
             a.qkv_proj.weight.copy_(a.qkv_proj.weight[order])
             if a.qkv_proj.bias is not None: a.qkv_proj.bias.copy_(a.qkv_proj.bias[order])
         a.qkv_proj.index = order                    # remembered to put the rows back in full_state_dict
-        block.attn = ShardedAttention(a.qkv_proj, a.out_proj, cfg.n_head // world, cfg.n_kv_head // world, cfg.head_dim)
+        block.attn = ShardedAttention(a.qkv_proj, a.out_proj, cfg.n_head // world, cfg.n_kv_head // world, cfg.head_dim,
+                                      a.use_sdpa)
         plan = {"attn.qkv_proj": ColwiseParallel(), "attn.out_proj": RowwiseParallel(),
                 "mlp.up_proj": ColwiseParallel(), "mlp.down_proj": RowwiseParallel()}
         if block.mlp.gate_proj is not None: plan["mlp.gate_proj"] = ColwiseParallel()
