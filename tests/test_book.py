@@ -1,11 +1,11 @@
 """The rendered book: rendered once from the executed notebooks, then read back as a reader would."""
+
 import re
 
+import book
 import nbformat
 import pytest
 from pypdf import PdfReader
-
-import book
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +21,9 @@ def pdf_text(rendered):
 
 def squash(s):
     """One space between words; typographic quotes (pandoc's smart punctuation) as ASCII."""
-    s = s.translate(str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"}))
+    s = s.translate(
+        str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})
+    )
     return re.sub(r"\s+", " ", s).strip()
 
 
@@ -30,7 +32,11 @@ def chapter_titles():
     titles = []
     for e in book.entries():
         if e.is_notebook:
-            md = "\n".join(c.source for c in nbformat.read(e.source, as_version=4).cells if c.cell_type == "markdown")
+            md = "\n".join(
+                c.source
+                for c in nbformat.read(e.source, as_version=4).cells
+                if c.cell_type == "markdown"
+            )
         else:
             md = e.source.read_text()
         m = re.search(r"^# (.+?)\s*(\{.*\})?\s*$", md, re.M)
@@ -47,10 +53,18 @@ def test_title_and_contents(pdf_text):
 def test_chapter_headings(pdf_text):
     numbered = [(e, t) for e, t, unnumbered in chapter_titles() if not unnumbered]
     chapters = [t for e, t in numbered if not e.appendix]
-    assert chapters[:5] == ["Foundations", "Data engineering", "Model code", "Distributed training", "Evaluation"]
+    assert chapters[:5] == [
+        "Foundations",
+        "Data engineering",
+        "Model code",
+        "Distributed training",
+        "Evaluation",
+    ]
     for n, title in enumerate(chapters, 1):
         assert f"Chapter {n} {title}" in pdf_text
-    for letter, (e, title) in zip("ABCDEFG", [(e, t) for e, t in numbered if e.appendix]):
+    for letter, (e, title) in zip(
+        "ABCDEFG", [(e, t) for e, t in numbered if e.appendix]
+    ):
         assert f"Appendix {letter} {title}" in pdf_text
 
 
@@ -77,8 +91,12 @@ def test_chapter1_figures_captioned_and_numbered(rendered, pdf_text):
     caps = figure_captions(book.PROC / "nbs" / "01_foundations.ipynb")
     assert caps, "Chapter 1 has figures"
     for i, cap in enumerate(caps, 1):
-        words = plain(cap).split()[:8]  # the start of the caption, as extracted from the PDF
-        assert f"Figure 1.{i}: {' '.join(words)}" in pdf_text, f"Figure 1.{i} caption missing: {cap}"
+        words = plain(cap).split()[
+            :8
+        ]  # the start of the caption, as extracted from the PDF
+        assert f"Figure 1.{i}: {' '.join(words)}" in pdf_text, (
+            f"Figure 1.{i} caption missing: {cap}"
+        )
 
 
 def test_no_unresolved_references(pdf_text):
@@ -94,5 +112,7 @@ def test_citations_and_bibliography(pdf_text):
 def test_html_is_offline(rendered):
     html = rendered["html"].read_text(encoding="utf-8")
     assert "<math" in html, "math is MathML"
-    assert not re.search(r"<(script|link|img)[^>]+(src|href)=\"https?://", html), "no CDN or remote resource"
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=\"https?://", html), (
+        "no CDN or remote resource"
+    )
     assert "Foundations" in html

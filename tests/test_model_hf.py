@@ -2,6 +2,7 @@
 
 Export each family to the Hugging Face format, load it with transformers, compare logits in float32;
 and import checkpoints that transformers itself wrote."""
+
 import json
 
 import pytest
@@ -10,7 +11,12 @@ import torch
 transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()
 
-from llmbook.model import GPT, GPTConfig, export_hf, generate, import_hf, load_checkpoint, save_checkpoint
+from llmbook.model import (
+    GPT,
+    GPTConfig,
+    export_hf,
+    import_hf,
+)
 
 TOL = 1e-4
 SHAPE = dict(vocab_size=331, max_seq_len=64, n_layer=3, n_head=4, n_embd=64)
@@ -31,7 +37,10 @@ def randomize_norms(model):
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "norm" in name or name.endswith("bias"):
-                p.copy_(torch.randn_like(p) * 0.1 + (1.0 if name.endswith("weight") else 0.0))
+                p.copy_(
+                    torch.randn_like(p) * 0.1
+                    + (1.0 if name.endswith("weight") else 0.0)
+                )
     return model
 
 
@@ -41,10 +50,14 @@ def test_export_loads_in_transformers_with_equal_logits(name, tmp_path):
     cfg = CONFIGS[name]
     ours = randomize_norms(GPT(cfg)).eval()
     export_hf(ours, tmp_path)
-    assert json.loads((tmp_path / "config.json").read_text())["architectures"] == [HF_CLASS[cfg.family]]
+    assert json.loads((tmp_path / "config.json").read_text())["architectures"] == [
+        HF_CLASS[cfg.family]
+    ]
     theirs = transformers.AutoModelForCausalLM.from_pretrained(tmp_path).eval()
     assert type(theirs).__name__ == HF_CLASS[cfg.family]
-    assert sum(p.numel() for p in theirs.parameters()) == sum(p.numel() for p in ours.parameters())
+    assert sum(p.numel() for p in theirs.parameters()) == sum(
+        p.numel() for p in ours.parameters()
+    )
     idx = torch.randint(0, cfg.vocab_size, (3, cfg.max_seq_len))
     with torch.no_grad():
         diff = (theirs(idx).logits - ours(idx)[0]).abs().max().item()
@@ -70,11 +83,24 @@ def test_import_hf_initialised_models(tmp_path):
     """Models created and saved by transformers alone load into llmbook with equal logits."""
     torch.manual_seed(0)
     models = {
-        "llama": transformers.LlamaForCausalLM(transformers.LlamaConfig(
-            vocab_size=300, hidden_size=96, intermediate_size=200, num_hidden_layers=2, num_attention_heads=6,
-            num_key_value_heads=2, max_position_embeddings=48, rms_norm_eps=1e-6, rope_theta=10000.0)),
-        "gpt2": transformers.GPT2LMHeadModel(transformers.GPT2Config(
-            vocab_size=300, n_positions=48, n_embd=96, n_layer=2, n_head=6)),
+        "llama": transformers.LlamaForCausalLM(
+            transformers.LlamaConfig(
+                vocab_size=300,
+                hidden_size=96,
+                intermediate_size=200,
+                num_hidden_layers=2,
+                num_attention_heads=6,
+                num_key_value_heads=2,
+                max_position_embeddings=48,
+                rms_norm_eps=1e-6,
+                rope_theta=10000.0,
+            )
+        ),
+        "gpt2": transformers.GPT2LMHeadModel(
+            transformers.GPT2Config(
+                vocab_size=300, n_positions=48, n_embd=96, n_layer=2, n_head=6
+            )
+        ),
     }
     for family, hf in models.items():
         hf.eval()
@@ -90,35 +116,71 @@ def test_import_hf_initialised_models(tmp_path):
 def test_sharded_and_original_gpt2_names(tmp_path):
     """A sharded checkpoint (index + several files), and GPT-2's original names without 'transformer.'."""
     from safetensors.torch import load_file, save_file
+
     torch.manual_seed(0)
     ours = GPT(CONFIGS["gpt2"]).eval()
     export_hf(ours, tmp_path / "hf")
     tensors = load_file(tmp_path / "hf" / "model.safetensors")
-    shard = tmp_path / "sharded"; shard.mkdir()
+    shard = tmp_path / "sharded"
+    shard.mkdir()
     (shard / "config.json").write_text((tmp_path / "hf" / "config.json").read_text())
     names = sorted(tensors)
-    halves = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
+    halves = {
+        "model-00001-of-00002.safetensors": names[::2],
+        "model-00002-of-00002.safetensors": names[1::2],
+    }
     for f, keys in halves.items():
         save_file({k: tensors[k].contiguous() for k in keys}, shard / f)
-    (shard / "model.safetensors.index.json").write_text(json.dumps(
-        {"metadata": {}, "weight_map": {k: f for f, keys in halves.items() for k in keys}}))
-    orig = tmp_path / "orig"; orig.mkdir()
+    (shard / "model.safetensors.index.json").write_text(
+        json.dumps(
+            {
+                "metadata": {},
+                "weight_map": {k: f for f, keys in halves.items() for k in keys},
+            }
+        )
+    )
+    orig = tmp_path / "orig"
+    orig.mkdir()
     (orig / "config.json").write_text((tmp_path / "hf" / "config.json").read_text())
-    save_file({k.removeprefix("transformer."): v for k, v in tensors.items()}, orig / "model.safetensors")
+    save_file(
+        {k.removeprefix("transformer."): v for k, v in tensors.items()},
+        orig / "model.safetensors",
+    )
     idx = torch.randint(0, 331, (2, 16))
     with torch.no_grad():
         for d in (shard, orig):
-            torch.testing.assert_close(import_hf(d).eval()(idx)[0], ours(idx)[0], atol=0, rtol=0)
+            torch.testing.assert_close(
+                import_hf(d).eval()(idx)[0], ours(idx)[0], atol=0, rtol=0
+            )
 
 
 def test_refusals(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps(transformers.LlamaConfig(
-        vocab_size=10, hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
-        rope_scaling={"rope_type": "linear", "factor": 2.0}).to_dict()))
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            transformers.LlamaConfig(
+                vocab_size=10,
+                hidden_size=8,
+                intermediate_size=16,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                rope_scaling={"rope_type": "linear", "factor": 2.0},
+            ).to_dict()
+        )
+    )
     with pytest.raises(ValueError, match="does not implement"):
         import_hf(tmp_path)
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "vocab_size": 10, "n_positions": 8,
-                                                      "n_layer": 1, "n_head": 1, "n_embd": 4}))
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "gpt2",
+                "vocab_size": 10,
+                "n_positions": 8,
+                "n_layer": 1,
+                "n_head": 1,
+                "n_embd": 4,
+            }
+        )
+    )
     (tmp_path / "pytorch_model.bin").write_bytes(b"not read")
     with pytest.raises(FileNotFoundError, match="never unpickles"):
         import_hf(tmp_path)

@@ -1,7 +1,7 @@
 """Every notebook in nbs/ is executed once, as one test item, into _proc/ (the book's input)."""
-import pytest
 
 import book
+import pytest
 
 
 @pytest.mark.parametrize("notebook", book.notebooks(), ids=lambda p: p.stem)

@@ -1,15 +1,14 @@
 """The wheel: builds from the repo, installs into a fresh virtual environment with only the
 library's own requirements (torch==2.13.0 first, as on these machines), and every public
 module imports and runs a small call there."""
+
 import subprocess
 import sys
 import textwrap
 import venv
-from pathlib import Path
-
-import pytest
 
 import book
+import pytest
 
 ROOT = book.ROOT
 
@@ -100,18 +99,33 @@ SMOKE = {
 
 
 def modules():
-    return sorted(p.stem for p in (ROOT / "llmbook").glob("*.py") if not p.stem.startswith("_"))
+    return sorted(
+        p.stem for p in (ROOT / "llmbook").glob("*.py") if not p.stem.startswith("_")
+    )
 
 
 def test_every_module_has_a_smoke_call():
-    assert set(modules()) <= set(SMOKE), f"add a call for {set(modules()) - set(SMOKE)} to SMOKE"
+    assert set(modules()) <= set(SMOKE), (
+        f"add a call for {set(modules()) - set(SMOKE)} to SMOKE"
+    )
 
 
 @pytest.fixture(scope="module")
 def fresh_env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp / "dist"), str(ROOT)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--outdir",
+            str(tmp / "dist"),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
     wheel = next((tmp / "dist").glob("llmbook-*.whl"))
     venv.create(tmp / "venv", with_pip=True)
     py = tmp / "venv" / "bin" / "python"
@@ -122,7 +136,11 @@ def fresh_env(tmp_path_factory):
 
 
 def test_wheel_has_no_dev_dependencies(fresh_env):
-    out = subprocess.run([str(fresh_env), "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True)
+    out = subprocess.run(
+        [str(fresh_env), "-m", "pip", "list", "--format=freeze"],
+        capture_output=True,
+        text=True,
+    )
     installed = {line.split("==")[0].lower() for line in out.stdout.splitlines()}
     assert "llmbook" in installed and "torch" in installed
     assert not installed & {"nbdev", "jupyter", "matplotlib", "pytest", "transformers"}
@@ -131,5 +149,7 @@ def test_wheel_has_no_dev_dependencies(fresh_env):
 @pytest.mark.parametrize("module", modules())
 def test_module_runs_from_wheel(fresh_env, module):
     code = f"import llmbook.{module}\n" + textwrap.dedent(SMOKE[module])
-    r = subprocess.run([str(fresh_env), "-c", code], capture_output=True, text=True, cwd="/")
+    r = subprocess.run(
+        [str(fresh_env), "-c", code], capture_output=True, text=True, cwd="/"
+    )
     assert r.returncode == 0, r.stderr

@@ -1,13 +1,12 @@
 """The source is consistent: the library is what the notebooks export, notebooks are clean."""
+
 import filecmp
 import shutil
 import subprocess
 import sys
-from pathlib import Path
-
-import nbformat
 
 import book
+import nbformat
 
 ROOT = book.ROOT
 
@@ -17,12 +16,20 @@ def test_export_in_sync(tmp_path):
     for name in ("settings.ini", "nbs", "llmbook"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, tmp_path / name)
-    subprocess.run([sys.executable, "-c", "from nbdev.doclinks import nbdev_export; nbdev_export()"],
-                   cwd=tmp_path, check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from nbdev.doclinks import nbdev_export; nbdev_export()",
+        ],
+        cwd=tmp_path,
+        check=True,
+    )
     cmp = filecmp.dircmp(ROOT / "llmbook", tmp_path / "llmbook", ignore=["__pycache__"])
     assert not cmp.diff_files and not cmp.left_only and not cmp.right_only, (
         f"llmbook/ differs from the export of nbs/ (changed {cmp.diff_files}, only in repo {cmp.left_only}, "
-        f"only in export {cmp.right_only}): edit the notebooks and run `make export`")
+        f"only in export {cmp.right_only}): edit the notebooks and run `make export`"
+    )
 
 
 def test_notebooks_committed_clean():
@@ -32,7 +39,8 @@ def test_notebooks_committed_clean():
         for i, cell in enumerate(nb.cells):
             if cell.cell_type == "code":
                 assert not cell.outputs and cell.execution_count is None, (
-                    f"{path.name} cell {i} holds outputs: run `make clean-nbs`")
+                    f"{path.name} cell {i} holds outputs: run `make clean-nbs`"
+                )
 
 
 def test_every_notebook_is_in_the_book():
@@ -43,11 +51,16 @@ def test_every_notebook_is_in_the_book():
 
 def test_book_entries_exist():
     for e in book.entries():
-        assert e.source.exists(), f"_quarto.yml lists {e.path} but {e.source} does not exist"
+        assert e.source.exists(), (
+            f"_quarto.yml lists {e.path} but {e.source} does not exist"
+        )
 
 
 def test_chapter_modules_import():
     import importlib
-    mods = [p.stem for p in (ROOT / "llmbook").glob("*.py") if not p.stem.startswith("_")]
+
+    mods = [
+        p.stem for p in (ROOT / "llmbook").glob("*.py") if not p.stem.startswith("_")
+    ]
     for m in mods:
         importlib.import_module(f"llmbook.{m}")

@@ -1,5 +1,6 @@
 """The `llmbook` console script and `llmbook train`: help, overrides, a short run on packed tokens that
 resumes, and errors that name the option."""
+
 import json
 import shutil
 import subprocess
@@ -9,14 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llmbook.cli import ConfigError, apply_overrides, load_config, DEFAULTS
+from llmbook.cli import DEFAULTS, ConfigError, apply_overrides, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def llmbook(*args, **kw):
     exe = shutil.which("llmbook") or str(Path(sys.executable).parent / "llmbook")
-    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300, **kw)
+    return subprocess.run(
+        [exe, *args], capture_output=True, text=True, timeout=300, **kw
+    )
 
 
 def test_console_script_help():
@@ -25,8 +28,15 @@ def test_console_script_help():
 
 
 def test_overrides():
-    cfg = apply_overrides(DEFAULTS, ["--train.lr", "3e-4", "--n_layer", "4", "--out_dir", "x", "--grad_clip", "0"])
-    assert cfg["train"] == {"compile": True, "bf16": "auto", "lr": 3e-4, "grad_clip": 0} and cfg["model"]["n_layer"] == 4 and cfg["out_dir"] == "x"
+    cfg = apply_overrides(
+        DEFAULTS,
+        ["--train.lr", "3e-4", "--n_layer", "4", "--out_dir", "x", "--grad_clip", "0"],
+    )
+    assert (
+        cfg["train"] == {"compile": True, "bf16": "auto", "lr": 3e-4, "grad_clip": 0}
+        and cfg["model"]["n_layer"] == 4
+        and cfg["out_dir"] == "x"
+    )
     with pytest.raises(ConfigError, match="no such option"):
         apply_overrides(DEFAULTS, ["--nope", "1"])
 
@@ -34,8 +44,8 @@ def test_overrides():
 def test_example_configs_parse():
     for path in (ROOT / "configs").glob("*.json"):
         cfg = load_config(path)
-        from llmbook.model import GPTConfig
         from llmbook.train import TrainConfig
+
         TrainConfig.from_dict(cfg["train"])
         preset = dict(cfg["model"]).pop("preset")
         assert preset in __import__("llmbook.model", fromlist=["PRESETS"]).PRESETS
@@ -47,12 +57,27 @@ def test_train_and_resume(tmp_path):
     rng = np.random.default_rng(0)
     for split, n in (("train", 5000), ("val", 1000)):
         rng.integers(0, 64, n).astype(np.uint16).tofile(data / f"{split}.bin")
-    (data / "meta.json").write_text(json.dumps({"dtype": "uint16", "n_vocab": 64, "eot_id": 0}))
+    (data / "meta.json").write_text(
+        json.dumps({"dtype": "uint16", "n_vocab": 64, "eot_id": 0})
+    )
     config = tmp_path / "run.json"
-    config.write_text(json.dumps({"model": {"preset": "tiny", "max_seq_len": 32},
-                                  "train": {"batch_size": 4, "block_size": 32, "max_steps": 6, "ckpt_every": 3,
-                                            "eval_every": 3, "eval_batches": 1},
-                                  "data": {"dir": str(data)}, "out_dir": str(tmp_path / "run")}))
+    config.write_text(
+        json.dumps(
+            {
+                "model": {"preset": "tiny", "max_seq_len": 32},
+                "train": {
+                    "batch_size": 4,
+                    "block_size": 32,
+                    "max_steps": 6,
+                    "ckpt_every": 3,
+                    "eval_every": 3,
+                    "eval_batches": 1,
+                },
+                "data": {"dir": str(data)},
+                "out_dir": str(tmp_path / "run"),
+            }
+        )
+    )
     r = llmbook("train", str(config))
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.splitlines()[-1])["step"] == 6
@@ -60,10 +85,17 @@ def test_train_and_resume(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "from step 6 to 9" in r.stderr
     assert (tmp_path / "run" / "final" / "model.safetensors").exists()
-    log = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    log = [
+        json.loads(l)
+        for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert [m["step"] for m in log] == list(range(1, 10)) and "val_loss" in log[2]
 
 
 def test_bad_option_is_a_message_not_a_traceback():
     r = llmbook("train", "--learning-rate", "1")
-    assert r.returncode != 0 and "no such option" in r.stderr and "Traceback" not in r.stderr
+    assert (
+        r.returncode != 0
+        and "no such option" in r.stderr
+        and "Traceback" not in r.stderr
+    )

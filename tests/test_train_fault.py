@@ -1,6 +1,7 @@
 """Fault tolerance: `torchrun --max-restarts=1` runs `llmbook train` with DDP on two processes; one worker
 is killed with SIGKILL mid-run; torchrun restarts the job, the trainer resumes from the latest complete
 checkpoint, and the final weights equal those of an uninterrupted run (to 1e-6; in practice exactly)."""
+
 import json
 import os
 import signal
@@ -10,7 +11,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -24,40 +24,76 @@ def make_config(tmp: Path, name: str) -> Path:
         rng = np.random.default_rng(0)
         for split, n in (("train", 20000), ("val", 2000)):
             rng.integers(0, 128, n).astype(np.uint16).tofile(data / f"{split}.bin")
-        (data / "meta.json").write_text(json.dumps({"dtype": "uint16", "n_vocab": 128, "eot_id": 0}))
-    cfg = {"model": {"preset": "tiny", "n_layer": 4, "n_embd": 128, "max_seq_len": 64},
-           "train": {"batch_size": 8, "block_size": 64, "max_steps": STEPS, "ckpt_every": CKPT, "warmup_steps": 5,
-                     "lr": 1e-3, "compile": False},   # eager: each restart would compile again; this is about restarts
-           "data": {"dir": str(data)}, "out_dir": str(tmp / name), "parallel": "ddp"}
+        (data / "meta.json").write_text(
+            json.dumps({"dtype": "uint16", "n_vocab": 128, "eot_id": 0})
+        )
+    cfg = {
+        "model": {"preset": "tiny", "n_layer": 4, "n_embd": 128, "max_seq_len": 64},
+        "train": {
+            "batch_size": 8,
+            "block_size": 64,
+            "max_steps": STEPS,
+            "ckpt_every": CKPT,
+            "warmup_steps": 5,
+            "lr": 1e-3,
+            "compile": False,
+        },  # eager: each restart would compile again; this is about restarts
+        "data": {"dir": str(data)},
+        "out_dir": str(tmp / name),
+        "parallel": "ddp",
+    }
     path = tmp / f"{name}.json"
     path.write_text(json.dumps(cfg))
     return path
 
 
 def torchrun(config: Path, restarts: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                             f"--max-restarts={restarts}", "-m", "llmbook.cli", "train", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            f"--max-restarts={restarts}",
+            "-m",
+            "llmbook.cli",
+            "train",
+            str(config),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        start_new_session=True,
+    )
 
 
 def worker_pid(local_rank: int) -> int | None:
     "The pid of a running `llmbook.cli` worker with LOCAL_RANK=local_rank (read from /proc)."
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit(): continue
+        if not proc.name.isdigit():
+            continue
         try:
             cmd = (proc / "cmdline").read_bytes()
             env = (proc / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"llmbook.cli" in cmd and f"LOCAL_RANK={local_rank}".encode() in env and b"TORCHELASTIC_RUN_ID" in b" ".join(env):
+        if (
+            b"llmbook.cli" in cmd
+            and f"LOCAL_RANK={local_rank}".encode() in env
+            and b"TORCHELASTIC_RUN_ID" in b" ".join(env)
+        ):
             return int(proc.name)
     return None
 
 
 def last_step(log: Path) -> int:
-    if not log.exists(): return 0
-    steps = [json.loads(l)["step"] for l in log.read_text().splitlines() if l.endswith("}")]
+    if not log.exists():
+        return 0
+    steps = [
+        json.loads(l)["step"] for l in log.read_text().splitlines() if l.endswith("}")
+    ]
     return max(steps, default=0)
 
 
@@ -74,11 +110,15 @@ def test_sigkill_worker_then_restart_matches_uninterrupted(tmp_path):
             os.kill(pid, signal.SIGKILL)
             killed = last_step(log)
         time.sleep(0.05)
-    assert killed is not None and killed < STEPS, "the run ended before a worker could be killed"
+    assert killed is not None and killed < STEPS, (
+        "the run ended before a worker could be killed"
+    )
     out, err = run.communicate(timeout=300)
     assert run.returncode == 0, err[-3000:]
     steps = [json.loads(l)["step"] for l in log.read_text().splitlines()]
-    assert len(steps) > len(set(steps))                 # steps after the checkpoint ran twice: it restarted
+    assert len(steps) > len(
+        set(steps)
+    )  # steps after the checkpoint ran twice: it restarted
     assert max(steps) == STEPS
     a = load_file(tmp_path / "clean" / "final" / "model.safetensors")
     b = load_file(tmp_path / "killed" / "final" / "model.safetensors")

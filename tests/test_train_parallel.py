@@ -3,6 +3,7 @@ training: after 4 steps of 2 micro-batches, each step's loss within 1e-5 and eve
 (float32; Adam turns rounding in tiny gradients into slightly larger weight differences). Every mode must
 also resume exactly from its halfway checkpoint (ddp: rank 0's safetensors; fsdp, dtensor-tp:
 torch.distributed.checkpoint; tp, pp-*: one safetensors file per rank)."""
+
 import json
 import os
 import subprocess
@@ -25,11 +26,26 @@ for mode in sys.argv[1:]:
 def results(tmp_path_factory):
     script = tmp_path_factory.mktemp("parallel") / "check.py"
     script.write_text(SCRIPT)
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          str(script), *MODES], capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(script),
+            *MODES,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert run.returncode == 0, run.stderr[-4000:]
-    return {r["mode"]: r for r in (json.loads(l) for l in run.stdout.splitlines() if l.startswith("{"))}
+    return {
+        r["mode"]: r
+        for r in (json.loads(l) for l in run.stdout.splitlines() if l.startswith("{"))
+    }
 
 
 @pytest.mark.parametrize("mode", MODES)

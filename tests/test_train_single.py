@@ -1,6 +1,6 @@
 """Chapter 4's trainer in one process: accumulation equals a larger batch, a resumed run repeats the
 uninterrupted one exactly, non-finite losses are skipped and then stop the run, checkpoints are atomic."""
-import copy
+
 import json
 
 import numpy as np
@@ -8,7 +8,15 @@ import pytest
 import torch
 
 from llmbook.model import GPT, GPTConfig, load_checkpoint
-from llmbook.train import Trainer, TrainConfig, TrainingDiverged, clip_grad_norm, get_batch, lr_at, make_optimizer
+from llmbook.train import (
+    TrainConfig,
+    Trainer,
+    TrainingDiverged,
+    clip_grad_norm,
+    get_batch,
+    lr_at,
+    make_optimizer,
+)
 
 torch.set_num_threads(1)
 MODEL = GPTConfig.gpt2(vocab_size=96, max_seq_len=32, n_layer=2, n_head=4, n_embd=32)
@@ -23,7 +31,9 @@ def fresh(cfg=MODEL):
 def test_accumulation_equals_large_batch():
     """k micro-batches of B rows == one batch of k*B rows: loss to 1e-6, gradients to 1e-7, and after
     several AdamW steps, the weights to 1e-4 (Adam's first steps amplify rounding in gradients near eps)."""
-    cfg_big = TrainConfig(batch_size=8, block_size=16, grad_accum=1, max_steps=5, warmup_steps=2, lr=1e-3)
+    cfg_big = TrainConfig(
+        batch_size=8, block_size=16, grad_accum=1, max_steps=5, warmup_steps=2, lr=1e-3
+    )
     one, four = fresh(), fresh()
     opt1, opt4 = make_optimizer(one, cfg_big), make_optimizer(four, cfg_big)
     for step in range(5):
@@ -36,15 +46,32 @@ def test_accumulation_equals_large_batch():
             part.backward()
             loss4 += part.item()
         assert abs(loss1.item() - loss4) < 1e-6
-        assert max((a.grad - b.grad).abs().max().item() for a, b in zip(one.parameters(), four.parameters())) < 1e-6
-        opt1.step(); opt4.step(); opt1.zero_grad(); opt4.zero_grad()
-    assert max((a - b).abs().max().item() for a, b in zip(one.parameters(), four.parameters())) < 1e-4
+        assert (
+            max(
+                (a.grad - b.grad).abs().max().item()
+                for a, b in zip(one.parameters(), four.parameters())
+            )
+            < 1e-6
+        )
+        opt1.step()
+        opt4.step()
+        opt1.zero_grad()
+        opt4.zero_grad()
+    assert (
+        max(
+            (a - b).abs().max().item()
+            for a, b in zip(one.parameters(), four.parameters())
+        )
+        < 1e-4
+    )
 
 
 def test_schedule():
     cfg = TrainConfig(lr=1.0, min_lr=0.1, warmup_steps=10, max_steps=110)
     assert lr_at(0, cfg) == pytest.approx(0.1) and lr_at(9, cfg) == pytest.approx(1.0)
-    assert lr_at(60, cfg) == pytest.approx(0.55) and lr_at(110, cfg) == pytest.approx(0.1)
+    assert lr_at(60, cfg) == pytest.approx(0.55) and lr_at(110, cfg) == pytest.approx(
+        0.1
+    )
 
 
 def test_clip_matches_torch():
@@ -55,25 +82,43 @@ def test_clip_matches_torch():
     want = torch.nn.utils.get_total_norm(grads)
     got = clip_grad_norm(model.parameters(), 0.05)
     assert got.item() == pytest.approx(want.item(), rel=1e-5) and want.item() > 0.05
-    assert torch.nn.utils.get_total_norm([p.grad for p in model.parameters()]).item() == pytest.approx(0.05, rel=1e-4)
+    assert torch.nn.utils.get_total_norm(
+        [p.grad for p in model.parameters()]
+    ).item() == pytest.approx(0.05, rel=1e-4)
     for p, g in zip(model.parameters(), grads):
         torch.testing.assert_close(p.grad, g * 0.05 / want, rtol=1e-4, atol=1e-9)
 
 
 def test_resume_reproduces_losses_exactly(tmp_path):
-    cfg = TrainConfig(batch_size=4, block_size=16, grad_accum=2, max_steps=12, warmup_steps=3, ckpt_every=4, lr=3e-3)
+    cfg = TrainConfig(
+        batch_size=4,
+        block_size=16,
+        grad_accum=2,
+        max_steps=12,
+        warmup_steps=3,
+        ckpt_every=4,
+        lr=3e-3,
+    )
     full = [m["loss"] for m in Trainer(fresh(), cfg, TOKENS, progress=False).fit()]
-    Trainer(fresh(), cfg, TOKENS, out_dir=tmp_path, progress=False).fit(steps=6)      # stops after step 6
+    Trainer(fresh(), cfg, TOKENS, out_dir=tmp_path, progress=False).fit(
+        steps=6
+    )  # stops after step 6
     resumed = Trainer(fresh(), cfg, TOKENS, out_dir=tmp_path, progress=False)
     assert resumed.step == 4
     assert [m["loss"] for m in resumed.fit()] == full[4:]
-    final = load_checkpoint(tmp_path / "step_000012")                                 # a shareable model
+    final = load_checkpoint(tmp_path / "step_000012")  # a shareable model
     assert isinstance(final, GPT)
     for p, q in zip(final.parameters(), resumed.raw_model.parameters()):
         assert torch.equal(p, q)
     assert (tmp_path / "latest").read_text() == "step_000012"
-    assert sorted(p.name for p in tmp_path.glob("step_*")) == ["step_000008", "step_000012"]   # keep_ckpts=2
-    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert sorted(p.name for p in tmp_path.glob("step_*")) == [
+        "step_000008",
+        "step_000012",
+    ]  # keep_ckpts=2
+    records = [
+        json.loads(line)
+        for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+    ]
     assert [r["step"] for r in records] == list(range(1, 7)) + list(range(5, 13))
 
 
@@ -82,7 +127,9 @@ def test_half_written_checkpoint_is_ignored(tmp_path):
     Trainer(fresh(), cfg, TOKENS, out_dir=tmp_path, progress=False).fit(steps=4)
     tmp = tmp_path / ".tmp-step_000006"
     tmp.mkdir()
-    (tmp / "model.safetensors").write_bytes(b"\x00" * 10)           # a kill in the middle of a write
+    (tmp / "model.safetensors").write_bytes(
+        b"\x00" * 10
+    )  # a kill in the middle of a write
     again = Trainer(fresh(), cfg, TOKENS, out_dir=tmp_path, progress=False)
     assert again.step == 4 and not tmp.exists()
 
@@ -99,7 +146,9 @@ class NaNAt(GPT):
 
 
 def test_nonfinite_loss_skips_then_stops_keeping_last_checkpoint(tmp_path):
-    cfg = TrainConfig(batch_size=4, block_size=16, max_steps=20, ckpt_every=2, max_bad_steps=3)
+    cfg = TrainConfig(
+        batch_size=4, block_size=16, max_steps=20, ckpt_every=2, max_bad_steps=3
+    )
     torch.manual_seed(0)
     model = NaNAt(MODEL, bad={3, 4} | set(range(7, 100)))
     trainer = Trainer(model, cfg, TOKENS, out_dir=tmp_path, progress=False)
@@ -107,6 +156,8 @@ def test_nonfinite_loss_skips_then_stops_keeping_last_checkpoint(tmp_path):
         trainer.fit()
     skipped = [m["skipped"] for m in trainer.history]
     assert skipped == [False, False, False, True, True, False, False, True, True]
-    assert (tmp_path / "latest").read_text() == "step_000006"      # the last good step's checkpoint stays
+    assert (
+        tmp_path / "latest"
+    ).read_text() == "step_000006"  # the last good step's checkpoint stays
     good = load_checkpoint(tmp_path / "step_000006")
     assert all(torch.isfinite(p).all() for p in good.parameters())

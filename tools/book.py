@@ -15,12 +15,12 @@ Where `quarto` is absent it renders the same chapter list with pandoc (from pypa
 and typst: figure, table, equation and section numbers are computed here, per chapter, and
 the filter `book.lua` turns `@fig-x` references and callouts into typst and HTML.
 """
+
 from __future__ import annotations
 
 import argparse
 import base64
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -43,9 +43,23 @@ BOOK = ROOT / "_book"
 TOOLS = Path(__file__).resolve().parent
 
 QUARTO_CELL_OPTIONS = {
-    "echo", "output", "eval", "include", "warning", "error", "label", "fig-cap", "fig-alt",
-    "fig-width", "fig-height", "fig-align", "tbl-cap", "tbl-colwidths", "code-fold",
-    "code-summary", "classes",
+    "echo",
+    "output",
+    "eval",
+    "include",
+    "warning",
+    "error",
+    "label",
+    "fig-cap",
+    "fig-alt",
+    "fig-width",
+    "fig-height",
+    "fig-align",
+    "tbl-cap",
+    "tbl-colwidths",
+    "code-fold",
+    "code-summary",
+    "classes",
 }
 DIRECTIVE = re.compile(r"^\s*#\|\s?(.*?)\s*$")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -59,6 +73,7 @@ class BuildError(Exception):
 @dataclass
 class Entry:
     """One file of the book, as `_quarto.yml` lists it (a path relative to `_proc/`)."""
+
     path: str
     appendix: bool = False
 
@@ -88,7 +103,10 @@ def entries(cfg: dict | None = None) -> list[Entry]:
             else:
                 yield Entry(item, appendix)
 
-    return [*flatten(book.get("chapters"), False), *flatten(book.get("appendices"), True)]
+    return [
+        *flatten(book.get("chapters"), False),
+        *flatten(book.get("appendices"), True),
+    ]
 
 
 def notebooks() -> list[Path]:
@@ -101,7 +119,9 @@ def proc_path(src: Path) -> Path:
     for e in entries():
         if e.source.resolve() == src.resolve():
             return PROC / e.path
-    return PROC / "nbs" / src.name  # not in the book: still executed, kept beside the others
+    return (
+        PROC / "nbs" / src.name
+    )  # not in the book: still executed, kept beside the others
 
 
 # ---------------------------------------------------------------------------- cell options
@@ -152,10 +172,14 @@ def is_up_to_date(src: Path) -> bool:
     if not out.exists():
         return False
     meta = nbformat.read(out, as_version=4).metadata.get("llmbook", {})
-    return meta.get("source_sha") == _sha(src) and meta.get("library_sha") == library_sha()
+    return (
+        meta.get("source_sha") == _sha(src) and meta.get("library_sha") == library_sha()
+    )
 
 
-def execute_notebook(src: Path, timeout: int = 900) -> tuple[nbformat.NotebookNode, float]:
+def execute_notebook(
+    src: Path, timeout: int = 900
+) -> tuple[nbformat.NotebookNode, float]:
     """Run every cell of `src` in a fresh kernel; `#| eval: false` cells are not run."""
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
@@ -174,19 +198,31 @@ def execute_notebook(src: Path, timeout: int = 900) -> tuple[nbformat.NotebookNo
         failed["index"] = cell_index - 1  # the setup cell shifts indices by one
 
     sockets = tempfile.mkdtemp(prefix="llmbook-kernel-")  # local IPC sockets, not TCP
-    km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
-    client = NotebookClient(nb, km=km, timeout=timeout, allow_errors=False,
-                            resources={"metadata": {"path": str(src.parent)}},
-                            on_cell_error=on_cell_error)
+    km = KernelManager(
+        kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel")
+    )
+    client = NotebookClient(
+        nb,
+        km=km,
+        timeout=timeout,
+        allow_errors=False,
+        resources={"metadata": {"path": str(src.parent)}},
+        on_cell_error=on_cell_error,
+    )
     start = time.perf_counter()
     try:
         client.execute()
     except (CellExecutionError, CellTimeoutError) as e:
         i = failed.get("index", "?")
         src_cell = nb.cells[i + 1].source if isinstance(i, int) else ""
-        first = next((l for l in src_cell.splitlines() if l.strip() and not l.startswith("#|")), "")
-        raise BuildError(f"{src.relative_to(ROOT)}: cell {i} failed (it begins `{first[:80]}`):\n"
-                         f"{ANSI.sub('', str(e))[-4000:]}") from None
+        first = next(
+            (l for l in src_cell.splitlines() if l.strip() and not l.startswith("#|")),
+            "",
+        )
+        raise BuildError(
+            f"{src.relative_to(ROOT)}: cell {i} failed (it begins `{first[:80]}`):\n"
+            f"{ANSI.sub('', str(e))[-4000:]}"
+        ) from None
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
     seconds = time.perf_counter() - start
@@ -199,6 +235,7 @@ def execute_notebook(src: Path, timeout: int = 900) -> tuple[nbformat.NotebookNo
 def relink_images(md: str, src_dir: Path, out_dir: Path) -> str:
     """Keep relative image links working from the processed notebook's place in `_proc/`
     (the preface moves from `nbs/` to the root): repo files map to their copies in `_proc/`."""
+
     def fix(m):
         path = m.group(2)
         if re.match(r"^[a-z]+:", path) or path.startswith("/"):
@@ -207,10 +244,16 @@ def relink_images(md: str, src_dir: Path, out_dir: Path) -> str:
         if ROOT not in target.parents:
             return m.group(0)
         return m.group(1) + os.path.relpath(PROC / target.relative_to(ROOT), out_dir)
-    return "".join(chunk if code else IMAGE_PATH.sub(fix, chunk) for code, chunk in split_fences(md))
+
+    return "".join(
+        chunk if code else IMAGE_PATH.sub(fix, chunk)
+        for code, chunk in split_fences(md)
+    )
 
 
-def process_notebook(nb: nbformat.NotebookNode, src_dir: Path = NBS, out_dir: Path = PROC / "nbs") -> nbformat.NotebookNode:
+def process_notebook(
+    nb: nbformat.NotebookNode, src_dir: Path = NBS, out_dir: Path = PROC / "nbs"
+) -> nbformat.NotebookNode:
     """nbdev directives -> what the book shows. Returns a new notebook."""
     out = nbformat.v4.new_notebook(metadata=nb.metadata)
     for cell in nb.cells:
@@ -226,10 +269,16 @@ def process_notebook(nb: nbformat.NotebookNode, src_dir: Path = NBS, out_dir: Pa
             continue
         if not body.strip():  # `#| default_exp x` and other directive-only cells
             continue
-        kept = [f"#| {d}" for d in directives if re.match(r"^([\w-]+)\s*:", d)
-                and d.split(":")[0].strip() in QUARTO_CELL_OPTIONS]
+        kept = [
+            f"#| {d}"
+            for d in directives
+            if re.match(r"^([\w-]+)\s*:", d)
+            and d.split(":")[0].strip() in QUARTO_CELL_OPTIONS
+        ]
         new = nbformat.v4.new_code_cell("\n".join(kept + [body]))
-        new.outputs = [o for o in cell.get("outputs", []) if o.get("output_type") != "error"]
+        new.outputs = [
+            o for o in cell.get("outputs", []) if o.get("output_type") != "error"
+        ]
         new.execution_count = cell.get("execution_count")
         out.cells.append(new)
     return out
@@ -242,21 +291,31 @@ def build_notebook(src: Path, force: bool = False) -> Path:
         return out
     nb, seconds = execute_notebook(src)
     processed = process_notebook(nb, src.parent, out.parent)
-    processed.metadata["llmbook"] = {"source_sha": _sha(src), "library_sha": library_sha(),
-                                     "seconds": round(seconds, 1)}
+    processed.metadata["llmbook"] = {
+        "source_sha": _sha(src),
+        "library_sha": library_sha(),
+        "seconds": round(seconds, 1),
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     nbformat.write(processed, tmp)
     tmp.replace(out)
-    print(f"executed {src.relative_to(ROOT)} in {seconds:.1f}s -> {out.relative_to(ROOT)}", flush=True)
+    print(
+        f"executed {src.relative_to(ROOT)} in {seconds:.1f}s -> {out.relative_to(ROOT)}",
+        flush=True,
+    )
     return out
 
 
 def execute_all(names: list[str] | None = None, force: bool = False) -> None:
-    chosen = [nb for nb in notebooks() if not names or nb.stem in names or nb.name in names]
+    chosen = [
+        nb for nb in notebooks() if not names or nb.stem in names or nb.name in names
+    ]
     if names and not chosen:
-        raise BuildError(f"no notebook in nbs/ matches {names}; the notebooks are "
-                         f"{[n.stem for n in notebooks()]}")
+        raise BuildError(
+            f"no notebook in nbs/ matches {names}; the notebooks are "
+            f"{[n.stem for n in notebooks()]}"
+        )
     for src in chosen:
         build_notebook(src, force=force)
 
@@ -274,8 +333,10 @@ def stage() -> None:
     for e in entries(cfg):
         target = PROC / e.path
         if not e.source.exists():
-            raise BuildError(f"_quarto.yml lists {e.path}, but its source {e.source.relative_to(ROOT)} does not exist; "
-                             f"create it or remove it from the chapter list")
+            raise BuildError(
+                f"_quarto.yml lists {e.path}, but its source {e.source.relative_to(ROOT)} does not exist; "
+                f"create it or remove it from the chapter list"
+            )
         if e.is_notebook:
             if not is_up_to_date(e.source):
                 build_notebook(e.source)
@@ -292,7 +353,9 @@ def _as_list(x) -> list:
 FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})")
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*(\{[^{}]*\})?\s*$")
 IMAGE_PATH = re.compile(r"(!\[[^\]]*(?:\[[^\]]*\][^\]]*)*\]\()([^)\s]+)")
-FIG_IMAGE = re.compile(r"!\[(?P<cap>.*?)\]\((?P<path>[^)\s]+)\)\{(?P<attrs>[^}]*#(?P<id>fig-[\w-]+)[^}]*)\}")
+FIG_IMAGE = re.compile(
+    r"!\[(?P<cap>.*?)\]\((?P<path>[^)\s]+)\)\{(?P<attrs>[^}]*#(?P<id>fig-[\w-]+)[^}]*)\}"
+)
 TBL_CAPTION = re.compile(r"^:\s+(?P<cap>.*?)\s*\{#(?P<id>tbl-[\w-]+)\}\s*$")
 EQUATION = re.compile(r"\$\$(?P<math>.+?)\$\$[ \t]*\{#(?P<id>eq-[\w-]+)\}", re.S)
 KINDS = {"fig": "Figure", "tbl": "Table", "eq": "Equation", "sec": "Section"}
@@ -307,8 +370,13 @@ def split_fences(text: str) -> list[tuple[bool, str]]:
             if buf:
                 pieces.append((False, "".join(buf)))
             buf, fence = [line], m.group(2)
-        elif fence is not None and m and m.group(2)[0] == fence[0] and len(m.group(2)) >= len(fence) \
-                and not line.strip()[len(m.group(2)):].strip():
+        elif (
+            fence is not None
+            and m
+            and m.group(2)[0] == fence[0]
+            and len(m.group(2)) >= len(fence)
+            and not line.strip()[len(m.group(2)) :].strip()
+        ):
             buf.append(line)
             pieces.append((True, "".join(buf)))
             buf, fence = [], None
@@ -320,8 +388,14 @@ def split_fences(text: str) -> list[tuple[bool, str]]:
 
 
 def fenced(text: str, cls: str) -> str:
-    ticks = "`" * max(3, max((len(m) for m in re.findall(r"`{3,}", text)), default=0) + 1)
-    return f"{ticks} {{.{cls}}}\n{text.rstrip()}\n{ticks}\n" if cls else f"{ticks}\n{text.rstrip()}\n{ticks}\n"
+    ticks = "`" * max(
+        3, max((len(m) for m in re.findall(r"`{3,}", text)), default=0) + 1
+    )
+    return (
+        f"{ticks} {{.{cls}}}\n{text.rstrip()}\n{ticks}\n"
+        if cls
+        else f"{ticks}\n{text.rstrip()}\n{ticks}\n"
+    )
 
 
 def wrap_output(text: str, width: int = 86) -> str:
@@ -366,7 +440,11 @@ class Renderer:
             if re.match(r"^[a-z]+:", path) or path.startswith("/"):
                 return m.group(0)
             return m.group(1) + os.path.relpath((base / path).resolve(), self.work)
-        return "".join(chunk if code else IMAGE_PATH.sub(fix, chunk) for code, chunk in split_fences(md))
+
+        return "".join(
+            chunk if code else IMAGE_PATH.sub(fix, chunk)
+            for code, chunk in split_fences(md)
+        )
 
     def code_cell_markdown(self, cell, key: str) -> str:
         directives, body = split_directives(cell.source)
@@ -380,12 +458,22 @@ class Renderer:
         for oi, o in enumerate(cell.get("outputs", [])):
             kind = o.get("output_type")
             if kind == "stream":
-                out.append(fenced(wrap_output(ANSI.sub("", _text(o.text))), "cell-output" if o.name == "stdout" else "cell-output-stderr"))
+                out.append(
+                    fenced(
+                        wrap_output(ANSI.sub("", _text(o.text))),
+                        "cell-output" if o.name == "stdout" else "cell-output-stderr",
+                    )
+                )
                 continue
             data = o.get("data", {})
-            image = next((m for m in ("image/svg+xml", "image/png", "image/jpeg") if m in data), None)
+            image = next(
+                (m for m in ("image/svg+xml", "image/png", "image/jpeg") if m in data),
+                None,
+            )
             if image:
-                ext = {"image/svg+xml": "svg", "image/png": "png", "image/jpeg": "jpg"}[image]
+                ext = {"image/svg+xml": "svg", "image/png": "png", "image/jpeg": "jpg"}[
+                    image
+                ]
                 self.media.mkdir(parents=True, exist_ok=True)
                 path = self.media / f"{key}-{oi}.{ext}"
                 if ext == "svg":
@@ -400,7 +488,9 @@ class Renderer:
                     out.append(f"![{cap}]({rel}){{#{label}{size}}}\n")
                     figure_done = True
                 else:
-                    out.append(f"![]({rel}){{{size.strip()}}}\n" if size else f"![]({rel})\n")
+                    out.append(
+                        f"![]({rel}){{{size.strip()}}}\n" if size else f"![]({rel})\n"
+                    )
             elif "text/markdown" in data:
                 md = _text(data["text/markdown"]).strip()
                 if label.startswith("tbl-"):
@@ -409,15 +499,22 @@ class Renderer:
             elif "text/latex" in data:
                 out.append(_text(data["text/latex"]).strip() + "\n")
             elif "text/plain" in data:
-                out.append(fenced(wrap_output(ANSI.sub("", _text(data["text/plain"]))), "cell-output"))
+                out.append(
+                    fenced(
+                        wrap_output(ANSI.sub("", _text(data["text/plain"]))),
+                        "cell-output",
+                    )
+                )
         return "\n".join(out)
 
     # -- numbering
     def label(self, ident: str, text: str) -> None:
         """Record a cross-reference target; a label must be unique in the whole book (Quarto's rule too)."""
         if ident in self.crossref:
-            raise BuildError(f"the label #{ident} is used twice in the book ({self.crossref[ident]} and {text}); "
-                             f"rename one of them, e.g. with the chapter's name as a prefix")
+            raise BuildError(
+                f"the label #{ident} is used twice in the book ({self.crossref[ident]} and {text}); "
+                f"rename one of them, e.g. with the chapter's name as a prefix"
+            )
         self.crossref[ident] = text
 
     def number_chapter(self, md: str, chapter: str | None, front: bool) -> str:
@@ -433,8 +530,14 @@ class Renderer:
             m = HEADING.match(line)
             if not m:
                 return line
-            level, title, attrs = len(m.group(1)), m.group(2), (m.group(3) or "{}")[1:-1].strip()
-            unnumbered = front or ".unnumbered" in attrs or re.search(r"(^|\s)-(\s|$)", attrs)
+            level, title, attrs = (
+                len(m.group(1)),
+                m.group(2),
+                (m.group(3) or "{}")[1:-1].strip(),
+            )
+            unnumbered = (
+                front or ".unnumbered" in attrs or re.search(r"(^|\s)-(\s|$)", attrs)
+            )
             if unnumbered:
                 if ".unnumbered" not in attrs:
                     attrs = (attrs + " .unnumbered").strip()
@@ -448,9 +551,13 @@ class Renderer:
                 number = ".".join([chapter] + [str(n) for n in sec[1:level]])
             idm = re.search(r"#([\w-]+)", attrs)
             if idm:
-                word = ("Appendix" if chapter.isalpha() else "Chapter") if level == 1 else "Section"
+                word = (
+                    ("Appendix" if chapter.isalpha() else "Chapter")
+                    if level == 1
+                    else "Section"
+                )
                 self.label(idm.group(1), f"{word} {number}")
-            return f"{m.group(1)} {title} {{{attrs} number=\"{number}\"}}\n"
+            return f'{m.group(1)} {title} {{{attrs} number="{number}"}}\n'
 
         def figure(m):
             number = next_number("fig")
@@ -460,10 +567,14 @@ class Renderer:
         def equation(m):
             number = next_number("eq")
             self.label(m.group("id"), f"Equation {number}")
-            return (f"\n::: {{#{m.group('id')} .numbered-equation number=\"{number}\"}}\n"
-                    f"$${m.group('math')}$$\n:::\n")
+            return (
+                f'\n::: {{#{m.group("id")} .numbered-equation number="{number}"}}\n'
+                f"$${m.group('math')}$$\n:::\n"
+            )
 
-        divs: list[bool] = []  # open fenced divs: True for a callout, whose "## Title" is no section
+        divs: list[
+            bool
+        ] = []  # open fenced divs: True for a callout, whose "## Title" is no section
 
         def line(l):
             if re.match(r"^:::+\s*\S", l):
@@ -501,8 +612,15 @@ class Renderer:
             while start > 0 and lines[start - 1].strip():
                 start -= 1
             table = lines[start:i]
-            lines[start:i + 1] = ["", f"::: {{#{m.group('id')}}}", *table, "",
-                                  f": Table {number}: {m.group('cap')}", ":::", ""]
+            lines[start : i + 1] = [
+                "",
+                f"::: {{#{m.group('id')}}}",
+                *table,
+                "",
+                f": Table {number}: {m.group('cap')}",
+                ":::",
+                "",
+            ]
             i = start + len(table) + 6
         return "\n".join(lines)
 
@@ -514,19 +632,37 @@ class Renderer:
         for e in entries(self.cfg):
             path = PROC / e.path
             if not path.exists():
-                raise BuildError(f"{e.path} is listed in _quarto.yml but {path.relative_to(ROOT)} does not exist; "
-                                 f"run `python tools/book.py execute` first")
+                raise BuildError(
+                    f"{e.path} is listed in _quarto.yml but {path.relative_to(ROOT)} does not exist; "
+                    f"run `python tools/book.py execute` first"
+                )
             if e.is_notebook:
                 md = self.notebook_markdown(path)
             else:
-                md = re.sub(r"\A---\n.*?\n---\n", "", path.read_text(encoding="utf-8"), flags=re.S)
-            first = next((HEADING.match(l) for l in md.splitlines() if HEADING.match(l) and l.startswith("# ")), None)
+                md = re.sub(
+                    r"\A---\n.*?\n---\n",
+                    "",
+                    path.read_text(encoding="utf-8"),
+                    flags=re.S,
+                )
+            first = next(
+                (
+                    HEADING.match(l)
+                    for l in md.splitlines()
+                    if HEADING.match(l) and l.startswith("# ")
+                ),
+                None,
+            )
             if first is None:
-                raise BuildError(f"{e.path}: a book entry must begin with a level-1 heading (its title)")
+                raise BuildError(
+                    f"{e.path}: a book entry must begin with a level-1 heading (its title)"
+                )
             attrs = first.group(3) or ""
             front = ".unnumbered" in attrs
             if e.appendix and not in_appendix:
-                parts.append("```{=typst}\n#appendix-start()\n#set heading(numbering: \"A.1\")\n```\n")
+                parts.append(
+                    '```{=typst}\n#appendix-start()\n#set heading(numbering: "A.1")\n```\n'
+                )
                 in_appendix = True
             if front:
                 chapter = None
@@ -544,9 +680,15 @@ class Renderer:
         if when in ("today", "last-modified", None):
             when = date.today().isoformat()
         authors = _as_list(book.get("author"))
-        return {"title": book["title"], "subtitle": book.get("subtitle", ""), "author": authors,
-                "date": str(when), "crossref": self.crossref, "link-citations": True,
-                "lang": self.cfg.get("lang", "en")}
+        return {
+            "title": book["title"],
+            "subtitle": book.get("subtitle", ""),
+            "author": authors,
+            "date": str(when),
+            "crossref": self.crossref,
+            "link-citations": True,
+            "lang": self.cfg.get("lang", "en"),
+        }
 
     def render(self) -> dict[str, Path]:
         import pypandoc
@@ -557,35 +699,85 @@ class Renderer:
         self.work.mkdir(parents=True)
         md = self.book_markdown()
         (self.work / "book.md").write_text(md, encoding="utf-8")
-        (self.work / "meta.yaml").write_text(yaml.safe_dump(self.metadata(), allow_unicode=True), encoding="utf-8")
+        (self.work / "meta.yaml").write_text(
+            yaml.safe_dump(self.metadata(), allow_unicode=True), encoding="utf-8"
+        )
         fmt = self.cfg.get("format", {})
         typst_opts = fmt.get("typst", {}) or {}
-        common = ["--from", "markdown", "--metadata-file", "meta.yaml",
-                  "--lua-filter", str(TOOLS / "book.lua"), "--citeproc", "--resource-path", str(self.work)]
+        common = [
+            "--from",
+            "markdown",
+            "--metadata-file",
+            "meta.yaml",
+            "--lua-filter",
+            str(TOOLS / "book.lua"),
+            "--citeproc",
+            "--resource-path",
+            str(self.work),
+        ]
         for bib in _as_list(self.cfg.get("bibliography")):
             common += ["--bibliography", str(PROC / bib)]
         pandoc = pypandoc.get_pandoc_path()
 
         def run_pandoc(args):
-            r = subprocess.run([pandoc, "book.md", *common, *args], cwd=self.work, capture_output=True, text=True)
-            problems = [l for l in r.stderr.splitlines() if "WARNING" in l or "rror" in l]
+            r = subprocess.run(
+                [pandoc, "book.md", *common, *args],
+                cwd=self.work,
+                capture_output=True,
+                text=True,
+            )
+            problems = [
+                l for l in r.stderr.splitlines() if "WARNING" in l or "rror" in l
+            ]
             if r.returncode != 0 or problems:
                 raise BuildError("pandoc failed:\n" + (r.stderr or r.stdout)[-4000:])
 
-        run_pandoc(["--to", "typst", "--template", str(TOOLS / "book.typ"), "--output", "book.typ",
-                    "--variable", f"papersize={typst_opts.get('papersize', 'a4')}",
-                    "--variable", f"fontsize={typst_opts.get('fontsize', '10.5pt')}",
-                    "--variable", f"toc-depth={typst_opts.get('toc-depth', 2)}"])
+        run_pandoc(
+            [
+                "--to",
+                "typst",
+                "--template",
+                str(TOOLS / "book.typ"),
+                "--output",
+                "book.typ",
+                "--variable",
+                f"papersize={typst_opts.get('papersize', 'a4')}",
+                "--variable",
+                f"fontsize={typst_opts.get('fontsize', '10.5pt')}",
+                "--variable",
+                f"toc-depth={typst_opts.get('toc-depth', 2)}",
+            ]
+        )
         name = self.cfg["book"].get("output-file", "book")
         self.out_dir.mkdir(parents=True, exist_ok=True)
         pdf = self.out_dir / f"{name}.pdf"
         try:
             typst.compile(str(self.work / "book.typ"), output=str(pdf), root=str(PROC))
-        except Exception as e:  # typst reports a compile error as its own exception type
-            raise BuildError(f"typst failed on {self.work / 'book.typ'}:\n{e}") from None
-        run_pandoc(["--to", "html5", "--standalone", "--embed-resources", "--mathml", "--toc",
-                    "--toc-depth", "2", "--section-divs", "--css", str(TOOLS / "book.css"),
-                    "--syntax-highlighting", "pygments", "--output", "index.html"])
+        except (
+            Exception
+        ) as e:  # typst reports a compile error as its own exception type
+            raise BuildError(
+                f"typst failed on {self.work / 'book.typ'}:\n{e}"
+            ) from None
+        run_pandoc(
+            [
+                "--to",
+                "html5",
+                "--standalone",
+                "--embed-resources",
+                "--mathml",
+                "--toc",
+                "--toc-depth",
+                "2",
+                "--section-divs",
+                "--css",
+                str(TOOLS / "book.css"),
+                "--syntax-highlighting",
+                "pygments",
+                "--output",
+                "index.html",
+            ]
+        )
         html = self.out_dir / "index.html"
         shutil.copy2(self.work / "index.html", html)
         return {"pdf": pdf, "html": html}
@@ -603,20 +795,30 @@ def render(fallback: bool = False) -> dict[str, Path]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     ex = sub.add_parser("execute", help="execute notebooks into _proc/")
     ex.add_argument("names", nargs="*", help="notebook names (default: all)")
-    ex.add_argument("--force", action="store_true", help="execute even when _proc/ is up to date")
+    ex.add_argument(
+        "--force", action="store_true", help="execute even when _proc/ is up to date"
+    )
     rd = sub.add_parser("render", help="render _proc/ into _book/")
-    rd.add_argument("--fallback", action="store_true", help="use pandoc+typst even if quarto is installed")
+    rd.add_argument(
+        "--fallback",
+        action="store_true",
+        help="use pandoc+typst even if quarto is installed",
+    )
     al = sub.add_parser("all", help="execute, then render")
     al.add_argument("--fallback", action="store_true")
     args = p.parse_args(argv)
     try:
         if args.cmd in ("execute", "all"):
-            execute_all(getattr(args, "names", None), force=getattr(args, "force", False))
+            execute_all(
+                getattr(args, "names", None), force=getattr(args, "force", False)
+            )
         if args.cmd in ("render", "all"):
             outputs = render(fallback=args.fallback)
             for kind, path in outputs.items():
