@@ -1,5 +1,7 @@
 """The fallback renderer's numbering and markdown handling, on small inputs."""
 
+import json
+import os
 import re
 from pathlib import Path
 
@@ -197,3 +199,29 @@ def test_exercises_numbered_and_solutions_in_print(executed_fixture, tmp_path):
     assert '<details class="callout callout-tip solution">' in chapter_html
     assert "<summary" in chapter_html and "y <span" in chapter_html
     assert 'href="#exr-tiny-double">Exercise 3.1</a>' in chapter_html
+
+
+# ---------------------------------------------------------------------------- the book's model
+def test_book_model_trained_once_and_rebuilt_on_change(tmp_path, monkeypatch):
+    """The build trains the book's model with the CLI, reuses it while its config and
+    the library are unchanged, retrains when the config changes, and tells kernels."""
+    config = json.loads(book.BOOK_MODEL_CONFIG.read_text())
+    config["train"].update(max_steps=2, eval_every=2, ckpt_every=2, eval_batches=1)
+    config["train"].update(batch_size=2, block_size=16)
+    config["model"] = {"preset": "tiny", "n_layer": 1, "max_seq_len": 16}
+    path = tmp_path / "book-model.json"
+    path.write_text(json.dumps(config))
+    monkeypatch.setattr(book, "BOOK_MODEL_CONFIG", path)
+    monkeypatch.setattr(book, "BOOK_MODEL_DIR", tmp_path / "model")
+    monkeypatch.delenv(book.BOOK_MODEL_ENV, raising=False)
+
+    final = book.ensure_book_model()
+    assert final.exists() and os.environ[book.BOOK_MODEL_ENV] == str(final)
+    stamp = tmp_path / "model" / "stamp.json"
+    first = stamp.read_text()
+    assert book.ensure_book_model() == final and stamp.read_text() == first  # cached
+
+    config["train"]["seed"] = 1
+    path.write_text(json.dumps(config))
+    book.ensure_book_model()
+    assert stamp.read_text() != first  # a new config trains again

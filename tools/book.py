@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -173,8 +174,79 @@ def is_up_to_date(src: Path) -> bool:
         return False
     meta = nbformat.read(out, as_version=4).metadata.get("llmbook", {})
     return (
-        meta.get("source_sha") == _sha(src) and meta.get("library_sha") == library_sha()
+        meta.get("source_sha") == _sha(src)
+        and meta.get("library_sha") == library_sha()
+        and meta.get("book_model")
+        == (book_model_key() if uses_book_model(src) else None)
     )
+
+
+# ---------------------------------------------------------------------------- the book's model
+BOOK_MODEL_CONFIG = ROOT / "configs" / "book-model.json"
+BOOK_MODEL_DIR = PROC / "book-model"
+BOOK_MODEL_ENV = "LLMBOOK_BOOK_MODEL"  # kernels find the trained checkpoint here
+
+
+def uses_book_model(src: Path) -> bool:
+    """A notebook that reads the book's model names its environment variable."""
+    return BOOK_MODEL_ENV in src.read_text(encoding="utf-8")
+
+
+def book_model_key() -> str | None:
+    """What the book's model depends on: its config and the library (None: no model)."""
+    if not BOOK_MODEL_CONFIG.exists():
+        return None
+    return f"{_sha(BOOK_MODEL_CONFIG)}-{library_sha()}"
+
+
+def ensure_book_model() -> Path | None:
+    """Train the book's running model once with the command line (`llmbook train
+    configs/book-model.json`), cached in `_proc/book-model/` until its config or the
+    library changes, and tell the notebooks' kernels where its final checkpoint is
+    (environment variable LLMBOOK_BOOK_MODEL). None where the book has no model config."""
+    key = book_model_key()
+    if key is None:
+        return None
+    final = BOOK_MODEL_DIR / "run" / "final"
+    stamp = BOOK_MODEL_DIR / "stamp.json"
+    cached = stamp.exists() and json.loads(stamp.read_text()).get("key") == key
+    if not (cached and final.exists()):
+        # packed tokens are kept while the data section and the library are unchanged
+        data = json.loads(BOOK_MODEL_CONFIG.read_text()).get("data", {})
+        data_key = hashlib.sha256(
+            (json.dumps(data, sort_keys=True) + library_sha()).encode()
+        ).hexdigest()[:12]
+        tokens = BOOK_MODEL_DIR / f"data-{data_key}"
+        if BOOK_MODEL_DIR.exists():
+            for old in BOOK_MODEL_DIR.iterdir():
+                if old != tokens:
+                    (shutil.rmtree if old.is_dir() else Path.unlink)(old)
+        BOOK_MODEL_DIR.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "llmbook.cli",
+            "train",
+            str(BOOK_MODEL_CONFIG),
+            "--out_dir",
+            str(BOOK_MODEL_DIR / "run"),
+            "--data.dir",
+            str(tokens),
+        ]
+        start = time.perf_counter()
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        if r.returncode != 0 or not final.exists():
+            raise BuildError(
+                f"training the book's model failed ({' '.join(cmd[2:])}):\n"
+                f"{(r.stderr or r.stdout)[-3000:]}"
+            )
+        seconds = time.perf_counter() - start
+        tmp = stamp.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"key": key, "seconds": round(seconds, 1)}))
+        tmp.replace(stamp)  # written last: a half-trained run is never taken as done
+        print(f"trained the book's model in {seconds:.0f}s -> {final}", flush=True)
+    os.environ[BOOK_MODEL_ENV] = str(final)
+    return final
 
 
 def execute_notebook(
@@ -351,11 +423,15 @@ def build_notebook(src: Path, force: bool = False) -> Path:
     out = proc_path(src)
     if not force and is_up_to_date(src):
         return out
+    uses_model = uses_book_model(src)
+    if uses_model:
+        ensure_book_model()
     nb, seconds = execute_notebook(src)
     processed = process_notebook(nb, src.parent, out.parent)
     processed.metadata["llmbook"] = {
         "source_sha": _sha(src),
         "library_sha": library_sha(),
+        "book_model": book_model_key() if uses_model else None,
         "seconds": round(seconds, 1),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
