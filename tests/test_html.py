@@ -216,15 +216,27 @@ class DevTools:
         shutil.rmtree(self.profile, ignore_errors=True)
 
 
-def search_word(html_text: str) -> str:
-    """A word of the page's own text (not its sidebar), at least 7 letters long."""
-    main = html_text.split('<main id="content">', 1)[1].split('<nav class="page-nav">')[
-        0
-    ]
+def page_words(html_text: str) -> list[str]:
+    """Words of the page's own text (not its sidebar or code), at least 7 letters long."""
+    main = html_text.split('<main id="content">', 1)[1]
+    main = main.split('<nav class="page-nav">')[0]
     main = re.sub(r"<(script|style|pre)\b.*?</\1>", " ", main, flags=re.S)
-    words = re.findall(r"\b[A-Za-z]{7,}\b", re.sub(r"<[^>]+>", " ", main))
-    assert words, "the page has no prose to search for"
-    return words[len(words) // 2].lower()
+    text = re.sub(r"<[^>]+>", " ", main)
+    return [w.lower() for w in re.findall(r"\b[A-Za-z]{7,}\b", text)]
+
+
+def search_words(texts: dict[str, str]) -> dict[str, str]:
+    """For each page, a word of its text that as few other pages as possible use."""
+    words = {name: page_words(t) for name, t in texts.items()}
+    spread = {}
+    for ws in words.values():
+        for w in set(ws):
+            spread[w] = spread.get(w, 0) + 1
+    chosen = {}
+    for name, ws in words.items():
+        assert ws, f"{name} has no prose to search for"
+        chosen[name] = min(ws, key=lambda w: (spread[w], -ws.count(w), w))
+    return chosen
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +245,7 @@ def browser_report(site):
     exe = chromium()
     out, pages = site
     chapter = next(n for n in pages if n != "index.html")
-    words = {n: search_word((out / n).read_text(encoding="utf-8")) for n in pages}
+    words = search_words({n: (out / n).read_text(encoding="utf-8") for n in pages})
 
     async def visit():
         b = DevTools(exe)

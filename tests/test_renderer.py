@@ -214,6 +214,12 @@ def test_book_model_trained_once_and_rebuilt_on_change(tmp_path, monkeypatch):
     monkeypatch.setattr(book, "BOOK_MODEL_CONFIG", path)
     monkeypatch.setattr(book, "BOOK_MODEL_DIR", tmp_path / "model")
     monkeypatch.delenv(book.BOOK_MODEL_ENV, raising=False)
+    from llmbook.data import pack_tokens
+    from llmbook.foundations import load_encoding
+
+    line = "To be, or not to be, that is the question. "
+    text = {"hamlet": line * 40, "ophelia": line * 40}
+    pack_tokens(text, load_encoding("gpt2"), book.book_model_tokens(), val_fraction=0.5)
 
     final = book.ensure_book_model()
     assert final.exists() and os.environ[book.BOOK_MODEL_ENV] == str(final)

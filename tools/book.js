@@ -95,7 +95,7 @@
       hits.push({ entry: entry, score: score });
     });
     hits.sort(function (a, b) { return b.score - a.score; });
-    return hits.slice(0, 30).map(function (h) {
+    return hits.map(function (h) {
       return { entry: h.entry, snippet: snippet(h.entry.text, words[0]) };
     });
   }
@@ -115,7 +115,7 @@
       li.textContent = "Nothing found for “" + query + "”";
       list.appendChild(li);
     }
-    results.forEach(function (r) {
+    results.slice(0, 30).forEach(function (r) {
       const li = document.createElement("li");
       const a = document.createElement("a");
       a.href = r.entry.url;

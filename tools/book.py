@@ -199,6 +199,14 @@ def book_model_key() -> str | None:
     return f"{_sha(BOOK_MODEL_CONFIG)}-{library_sha()}"
 
 
+def book_model_tokens() -> Path:
+    """Where the book's model's packed tokens go: kept while the config's data section
+    and the library are unchanged (packing is the slow part of a small run)."""
+    data = json.loads(BOOK_MODEL_CONFIG.read_text()).get("data", {})
+    key = hashlib.sha256((json.dumps(data, sort_keys=True) + library_sha()).encode())
+    return BOOK_MODEL_DIR / f"data-{key.hexdigest()[:12]}"
+
+
 def ensure_book_model() -> Path | None:
     """Train the book's running model once with the command line (`llmbook train
     configs/book-model.json`), cached in `_proc/book-model/` until its config or the
@@ -211,12 +219,7 @@ def ensure_book_model() -> Path | None:
     stamp = BOOK_MODEL_DIR / "stamp.json"
     cached = stamp.exists() and json.loads(stamp.read_text()).get("key") == key
     if not (cached and final.exists()):
-        # packed tokens are kept while the data section and the library are unchanged
-        data = json.loads(BOOK_MODEL_CONFIG.read_text()).get("data", {})
-        data_key = hashlib.sha256(
-            (json.dumps(data, sort_keys=True) + library_sha()).encode()
-        ).hexdigest()[:12]
-        tokens = BOOK_MODEL_DIR / f"data-{data_key}"
+        tokens = book_model_tokens()
         if BOOK_MODEL_DIR.exists():
             for old in BOOK_MODEL_DIR.iterdir():
                 if old != tokens:
