@@ -549,6 +549,244 @@ def rope_pairs() -> Svg:
     return s
 
 
+# --- Chapter 2: data -------------------------------------------------------------------
+
+
+def bpe_merges(
+    counts: dict[str, int], n: int
+) -> list[tuple[tuple[str, str], int, list]]:
+    """The book's BPE training on chunk counts: merge the most frequent adjacent pair,
+    ties to the smallest pair; returns (pair, count, chunks after the merge) per merge."""
+    chunks = {c: list(c) for c in counts}
+    out = []
+    for _ in range(n):
+        stats = {}
+        for c, parts in chunks.items():
+            for pair in zip(parts, parts[1:]):
+                stats[pair] = stats.get(pair, 0) + counts[c]
+        pair = min(stats, key=lambda p: (-stats[p], p))
+        for c, parts in chunks.items():
+            i, new = 0, []
+            while i < len(parts):
+                if tuple(parts[i : i + 2]) == pair:
+                    new.append(pair[0] + pair[1])
+                    i += 2
+                else:
+                    new.append(parts[i])
+                    i += 1
+            chunks[c] = new
+        out.append((pair, stats[pair], {c: list(p) for c, p in chunks.items()}))
+    return out
+
+
+def bpe_walkthrough() -> Svg:
+    "Three merges of byte-pair encoding on five chunks, computed here."
+    counts = {"hug": 10, "pug": 5, "pun": 12, "bun": 4, "hugs": 5}
+    merges = bpe_merges(counts, 3)
+    s = Svg(680, 262, "Byte-pair encoding merges the most frequent pair")
+    cols = [("bytes", None, {c: list(c) for c in counts})] + [
+        (f"{a} + {b} → {a + b}  ({n})", a + b, parts) for (a, b), n, parts in merges
+    ]
+    s.text(10, 22, "chunk", TITLE, "bold", anchor="start")
+    s.text(74, 22, "count", TITLE, "bold", anchor="start")
+    for k, (head, new, chunks) in enumerate(cols):
+        x = 136 + k * 136
+        s.text(x + 60, 22, "start" if k == 0 else f"merge {k}", TITLE, "bold")
+        s.text(x + 60, 40, head if k else "one token a byte", SMALL, color=MUTED)
+        for r, parts in enumerate(chunks.values()):
+            y, px = 54 + r * 34, x
+            for part in parts:
+                w = 12 + 9 * len(part)
+                hit = part == new
+                s.cell(
+                    px,
+                    y,
+                    w,
+                    24,
+                    part,
+                    KINDS["train" if hit else "data"][0],
+                    KINDS["train" if hit else "data"][1],
+                    CODE,
+                    "mono",
+                )
+                px += w + 2
+    for r, (c, n) in enumerate(counts.items()):
+        s.text(10, 54 + r * 34 + 17, c, CODE, "mono", anchor="start")
+        s.text(100, 54 + r * 34 + 17, str(n), CODE, "mono", anchor="end")
+    s.text(
+        10,
+        240,
+        "each merge adds one token to the vocabulary and replays on every chunk;"
+        " pairs are",
+        SMALL,
+        anchor="start",
+        color=MUTED,
+    )
+    s.text(
+        10,
+        255,
+        "counted once per distinct chunk, weighted by its count; ties go to the"
+        " smallest pair",
+        SMALL,
+        anchor="start",
+        color=MUTED,
+    )
+    return s
+
+
+def _lcg(seed: int):
+    "A tiny deterministic generator, the same on every Python."
+    while True:
+        seed = (seed * 6364136223846793005 + 1442695040888963407) % 2**64
+        yield seed >> 33
+
+
+def lsh_banding() -> Svg:
+    "Cutting MinHash signatures into bands; one agreeing band makes a candidate pair."
+    b, r, shown = 32, 4, 5
+    s = Svg(680, 318, "LSH banding of MinHash signatures")
+    gen = _lcg(7)
+    a = [next(gen) % 90 + 10 for _ in range(shown * r)]
+    differ = {0: [1], 1: [0, 3], 3: [2], 4: [1, 2]}  # band 2 agrees on all rows
+    bsig = list(a)
+    for band, rows in differ.items():
+        for row in rows:
+            bsig[band * r + row] = (a[band * r + row] + 37) % 90 + 10
+    cw, x0 = 25, 96
+    s.text(
+        10,
+        22,
+        f"signatures: k = {b * r} minima, cut into b = {b} bands of r = {r} rows",
+        TEXT,
+        anchor="start",
+    )
+    for row, (name, sig) in enumerate([("doc A", a), ("doc B", bsig)]):
+        y = 58 + row * 30
+        s.text(x0 - 10, y + 17, name, TEXT, anchor="end")
+        for i, v in enumerate(sig):
+            band = i // r
+            x = x0 + i * cw + band * 8
+            same = a[i] == bsig[i]
+            fill = (
+                KINDS["train"][0] if band == 2 else WHITE if same else KINDS["comm"][0]
+            )
+            s.cell(x, y, cw, 26, str(v), fill, "#7a7a7a", SMALL)
+    s.text(x0 + shown * (r * cw + 8) + 4, 94, "…", TITLE, anchor="start")
+    for band in range(shown):
+        x = x0 + band * (r * cw + 8)
+        s.add(
+            "rect",
+            x=x - 2,
+            y=54,
+            width=r * cw + 4,
+            height=64,
+            rx=4,
+            fill="none",
+            stroke=NAVY,
+            stroke_width=1.4,
+        )
+        s.text(x + r * cw / 2, 46, f"band {band}", SMALL)
+        ok = band == 2
+        s.text(
+            x + r * cw / 2,
+            138,
+            "same bucket" if ok else "differ",
+            SMALL,
+            color=ACCENT["green"] if ok else ACCENT["red"],
+        )
+    mid = x0 + 2 * (r * cw + 8) + r * cw / 2
+    s.arrow((mid, 144), (mid, 164), color="green")
+    s.box(mid - 110, 165, 220, 34, ["candidate pair: check exact J"], "train")
+    s.text(
+        10,
+        230,
+        "two documents of similarity s agree on one band with probability s^r,",
+        SMALL,
+        anchor="start",
+    )
+    s.text(
+        10,
+        246,
+        "and become candidates with P(s) = 1 − (1 − s^r)^b:",
+        SMALL,
+        anchor="start",
+    )
+    for i, sim in enumerate((0.2, 0.3, 0.4, 0.5, 0.6)):
+        p = 1 - (1 - sim**r) ** b
+        s.cell(10 + i * 100, 258, 100, 24, f"s = {sim}", "#f5f6f8", "#b4bfcc", SMALL)
+        s.cell(10 + i * 100, 282, 100, 24, f"P = {p:.3f}", WHITE, "#b4bfcc", SMALL)
+    s.text(524, 288, f"b = {b}, r = {r}", CODE, "mono", anchor="start")
+    return s
+
+
+def packing() -> Svg:
+    "Documents, each closed by the end-of-text token, packed into one array; windows of it."
+    docs = [5, 3, 6]
+    s = Svg(680, 250, "Packing documents into one token array")
+    cw, x0, y0 = 34, 10, 64
+    s.text(
+        10,
+        22,
+        "each document's ids, then <|endoftext|>, written one after another"
+        " (uint16 below 65,536 ids)",
+        SMALL,
+        anchor="start",
+    )
+    cells = []
+    for d, length in enumerate(docs):
+        cells += [(f"d{d + 1}", COLOURS[d])] * length + [("eot", NAVY)]
+    for i, (lab, fill) in enumerate(cells):
+        s.cell(
+            x0 + i * cw,
+            y0,
+            cw,
+            28,
+            lab,
+            fill,
+            "#7a7a7a",
+            SMALL,
+            color=WHITE if fill == NAVY else INK,
+        )
+        s.text(x0 + i * cw + cw / 2, y0 - 6, str(i), SMALL, color=MUTED)
+    s.text(x0, 44, "index", SMALL, anchor="start", color=MUTED)
+    i0, T = 3, 8
+    for k, (name, start) in enumerate(
+        [("x = a[i : i + T]", i0), ("y = a[i + 1 : i + T + 1]", i0 + 1)]
+    ):
+        y = 114 + k * 40
+        left, right = x0 + start * cw, x0 + (start + T) * cw
+        s.add(
+            "rect",
+            x=left,
+            y=y,
+            width=right - left,
+            height=26,
+            rx=4,
+            fill=KINDS["data"][0] if k == 0 else KINDS["train"][0],
+            stroke=KINDS["data"][1] if k == 0 else KINDS["train"][1],
+            stroke_width=1.4,
+        )
+        s.text((left + right) / 2, y + 18, name, CODE, "mono")
+        s.line((left, y0 + 28), (left, y), color="grey", dash=True, width=1)
+        s.line((right, y0 + 28), (right, y), color="grey", dash=True, width=1)
+    s.text(
+        10,
+        214,
+        f"a window at a random i, T = {T}: the targets y are the inputs x shifted"
+        " by one,",
+        SMALL,
+        anchor="start",
+    )
+    s.text(
+        10,
+        230,
+        "so every position predicts the next id; a window may cross an <|endoftext|>",
+        SMALL,
+        anchor="start",
+    )
+    return s
+
+
 # --- Chapter 3: the KV cache ---------------------------------------------------------
 
 
@@ -636,6 +874,268 @@ def kv_cache() -> Svg:
     return s
 
 
+# --- Chapter 4: training ---------------------------------------------------------------
+
+
+def accumulation() -> Svg:
+    "k micro-batches, each backward adding loss/k's gradient, then one clipped step."
+    k = 4
+    s = Svg(680, 316, "Gradient accumulation over micro-batches")
+    s.text(
+        10,
+        22,
+        f"one optimizer step on k × B rows, as k = {k} micro-batches of B rows",
+        TEXT,
+        anchor="start",
+    )
+    for j in range(k):
+        x = 10 + j * 118
+        s.box(x, 38, 106, 34, [f"micro-batch {j}"], "data")
+        s.arrow((x + 53, 72), (x + 53, 83))
+        s.box(x, 84, 106, 34, ["forward: loss"], "op")
+        s.arrow((x + 53, 118), (x + 53, 129))
+        s.box(x, 130, 106, 34, ["(loss / k)", "_.backward()"], "op")
+        s.arrow((x + 53, 164), (x + 53, 181), color="green")
+        for q in range(k):
+            fill = KINDS["train"][0] if q <= j else WHITE
+            s.cell(x + q * 106 / k, 182, 106 / k, 24, "", fill, KINDS["train"][1])
+        s.text(x + 53, 224, f"p.grad: {j + 1} of {k} added", SMALL)
+    x = 500
+    s.text(x + 78, 228, "then, once a step", SMALL, color=MUTED)
+    steps = [(176, "`clip_grad_norm`"), (130, "`opt.step()`"), (84, "`zero_grad()`")]
+    for y, lab in steps:
+        s.box(x - 12, y, 180, 34, [lab], "train")
+    for y in (130, 84):
+        s.arrow((x + 78, y + 34 + 11), (x + 78, y + 35))
+    s.arrow((471, 194), (x - 13, 194), color="green")
+    s.text(
+        10,
+        256,
+        "the loss of the big batch is the mean over its rows, so each micro-batch"
+        " loss is",
+        SMALL,
+        anchor="start",
+    )
+    s.text(
+        10,
+        272,
+        "divided by k: the gradients added in p.grad are exactly the big batch's",
+        SMALL,
+        anchor="start",
+    )
+    s.text(
+        10,
+        300,
+        "under DDP, no_sync() on the first k − 1 backward passes:"
+        " one all-reduce a step",
+        SMALL,
+        anchor="start",
+        color=MUTED,
+    )
+    return s
+
+
+def collectives() -> Svg:
+    "all_reduce, reduce_scatter and all_gather on four ranks, before and after."
+    s = Svg(680, 392, "Collectives: all-reduce, reduce-scatter, all-gather")
+    names = "abcd"
+    rows = [
+        ("all_reduce", "everyone ends with", "the sum", "DDP: gradients"),
+        (
+            "reduce_scatter",
+            "everyone ends with",
+            "one piece of the sum",
+            "FSDP: gradients",
+        ),
+        ("all_gather", "everyone ends with", "everyone's pieces", "FSDP: parameters"),
+    ]
+    cw, ch = 28, 22
+    for row, (name, l1, l2, use) in enumerate(rows):
+        y0 = 12 + row * 124
+        s.text(10, y0 + 40, name, CODE + 1, "mono", anchor="start")
+        s.text(10, y0 + 60, l1, SMALL, anchor="start")
+        s.text(10, y0 + 75, l2, SMALL, anchor="start")
+        s.text(10, y0 + 95, use, SMALL, anchor="start", color=MUTED)
+        for rank in range(4):
+            y = y0 + 8 + rank * ch
+            s.text(206, y + 15, f"rank {rank}", SMALL, anchor="end")
+            for j in range(4):
+                if name == "all_gather":
+                    before = (
+                        (f"{names[rank]}{j}", COLOURS[rank])
+                        if j == rank
+                        else ("", WHITE)
+                    )
+                    after = (f"{names[j]}{j}", COLOURS[j])
+                else:
+                    before = (f"{names[rank]}{j}", COLOURS[rank])
+                    keep = name == "all_reduce" or j == rank
+                    after = (f"Σ{j}", NAVY) if keep else ("", WHITE)
+                s.cell(214 + j * cw, y, cw, ch, before[0], before[1], "#7a7a7a", SMALL)
+                s.cell(
+                    400 + j * cw,
+                    y,
+                    cw,
+                    ch,
+                    after[0],
+                    after[1],
+                    "#7a7a7a",
+                    SMALL,
+                    color=WHITE if after[1] == NAVY else INK,
+                )
+        s.arrow((338, y0 + 52), (392, y0 + 52), color="red")
+    s.text(214 + 2 * cw, 390 - 4, "before", SMALL, color=MUTED)
+    s.text(400 + 2 * cw, 390 - 4, "after", SMALL, color=MUTED)
+    s.text(530, 60, "Σ2 = a2 + b2", SMALL, anchor="start", color=MUTED)
+    s.text(530, 75, "       + c2 + d2", SMALL, anchor="start", color=MUTED)
+    s.text(530, 184, "all_reduce =", SMALL, anchor="start", color=MUTED)
+    s.text(530, 199, "reduce_scatter,", SMALL, anchor="start", color=MUTED)
+    s.text(530, 214, "then all_gather", SMALL, anchor="start", color=MUTED)
+    return s
+
+
+def pipeline_schedule(p: int, m: int, kind: str) -> dict:
+    "Start time of each (stage, 'F'|'B', micro-batch), one time unit an op, simulated."
+    orders = []
+    for st in range(p):
+        if kind == "gpipe":
+            ops = [("F", i) for i in range(m)] + [("B", i) for i in reversed(range(m))]
+        else:  # 1F1B: warm-up forwards, then one forward one backward, then cool-down
+            w = min(p - 1 - st, m)
+            ops = [("F", i) for i in range(w)]
+            for i in range(m - w):
+                ops += [("F", w + i), ("B", i)]
+            ops += [("B", i) for i in range(m - w, m)]
+        orders.append(ops)
+    end, start, free, idx = {}, {}, [0] * p, [0] * p
+    while len(end) < 2 * p * m:
+        for st in range(p):
+            if idx[st] == len(orders[st]):
+                continue
+            op, i = orders[st][idx[st]]
+            dep = (st - 1, "F", i) if op == "F" else (st + 1, "B", i)
+            if op == "F" and st == 0:
+                ready = 0
+            elif op == "B" and st == p - 1:
+                ready = end.get((st, "F", i))
+            else:
+                ready = end.get(dep)
+            if ready is None:
+                continue
+            t0 = max(free[st], ready)
+            start[(st, op, i)], end[(st, op, i)] = t0, t0 + 1
+            free[st], idx[st] = t0 + 1, idx[st] + 1
+    return start
+
+
+def pipeline_bubble() -> Svg:
+    "GPipe and 1F1B timelines on four stages; the idle bubble and the activations held."
+    p, m = 4, 8
+    s = Svg(680, 330, "Pipeline schedules: GPipe and 1F1B")
+    cw, ch, x0 = 26, 22, 86
+    for panel, (kind, title) in enumerate([("gpipe", "GPipe"), ("1f1b", "1F1B")]):
+        start = pipeline_schedule(p, m, kind)
+        total = max(start.values()) + 1
+        y0 = 30 + panel * 140
+        held = 0
+        ops0 = sorted((t, op) for (st, op, i), t in start.items() if st == 0)
+        live = 0
+        for _, op in ops0:
+            live += 1 if op == "F" else -1
+            held = max(held, live)
+        s.text(10, y0 - 8, title, TITLE, "bold", anchor="start")
+        s.text(
+            x0 + total * cw,
+            y0 - 8,
+            f"stage 0 holds the activations of up to {held} micro-batches",
+            SMALL,
+            anchor="end",
+            color=MUTED,
+        )
+        for st in range(p):
+            y = y0 + st * ch
+            s.text(x0 - 8, y + 15, f"stage {st}", SMALL, anchor="end")
+            for tt in range(total):
+                s.cell(x0 + tt * cw, y, cw, ch, "", WHITE, "#d0d0d0")
+        for (st, op, i), tt in start.items():
+            fill = COLOURS[0] if op == "F" else COLOURS[2]
+            s.cell(x0 + tt * cw, y0 + st * ch, cw, ch, f"{i}", fill, "#7a7a7a", SMALL)
+        idle = p * total - 2 * p * m
+        s.text(
+            x0,
+            y0 + p * ch + 18,
+            f"{total} time units; idle (white): {idle} of"
+            f" {p * total} = {idle / (p * total):.0%}",
+            SMALL,
+            anchor="start",
+        )
+    s.cell(10, 300, 26, 20, "3", COLOURS[0], "#7a7a7a", SMALL)
+    s.text(42, 314, "forward of micro-batch 3", SMALL, anchor="start")
+    s.cell(220, 300, 26, 20, "3", COLOURS[2], "#7a7a7a", SMALL)
+    s.text(252, 314, "its backward", SMALL, anchor="start")
+    s.text(
+        670,
+        314,
+        f"p = {p} stages, m = {m} micro-batches: bubble (p − 1)/(m + p − 1)",
+        SMALL,
+        anchor="end",
+        color=MUTED,
+    )
+    return s
+
+
+def tensor_parallel() -> Svg:
+    "The MLP split over two ranks: column-parallel up_proj, row-parallel down_proj."
+    s = Svg(680, 318, "Tensor parallelism of the MLP on two ranks")
+    s.box(10, 108, 84, 50, ["`x`", "`(B, T, C)`"], "data")
+    for r in range(2):
+        y = 14 + r * 130
+        s.rect(116, y, 380, 108, "plain", dash=True)
+        s.text(124, y + 18, f"rank {r}", SMALL, anchor="start", color=MUTED)
+        s.arrow((94, 133), (104, 133), (104, y + 62), (127, y + 62))
+        s.box(128, y + 38, 122, 48, ["`up_proj`", f"_columns {r}/2 of H"], "op")
+        s.arrow((250, y + 62), (263, y + 62))
+        s.box(264, y + 38, 64, 48, ["`GELU`"], "op")
+        s.arrow((328, y + 62), (341, y + 62))
+        s.box(342, y + 38, 122, 48, ["`down_proj`", f"_rows {r}/2 of H"], "op")
+        s.arrow(
+            (464, y + 62),
+            (530, y + 62),
+            (530, 118 + r * 30),
+            (547, 118 + r * 30),
+            color="red",
+        )
+        s.text(506, y + 56, f"y{r}", SMALL, color=ACCENT["red"])
+    s.box(548, 100, 122, 66, ["`all_reduce`", "_y = y0 + y1"], "comm")
+    s.arrow((609, 166), (609, 193))
+    s.box(560, 194, 98, 44, ["`(B, T, C)`"], "data")
+    s.text(
+        10,
+        276,
+        "ColumnParallelLinear: each rank computes half of the H hidden units,"
+        " no communication;",
+        SMALL,
+        anchor="start",
+    )
+    s.text(
+        10,
+        292,
+        "RowParallelLinear: each multiplies its half by its rows of down_proj;"
+        " one all_reduce sums",
+        SMALL,
+        anchor="start",
+    )
+    s.text(
+        10,
+        310,
+        "attention splits the same way: each rank holds n_head / 2 heads",
+        SMALL,
+        anchor="start",
+        color=MUTED,
+    )
+    return s
+
+
 # --- Writing and checking ------------------------------------------------------------
 
 
@@ -651,6 +1151,13 @@ def figures() -> dict[str, Svg]:
             "heads-gqa.svg": heads_gqa(),
             "rope-pairs.svg": rope_pairs(),
             "kv-cache.svg": kv_cache(),
+            "bpe-merges.svg": bpe_walkthrough(),
+            "lsh-bands.svg": lsh_banding(),
+            "packing.svg": packing(),
+            "accumulation.svg": accumulation(),
+            "collectives.svg": collectives(),
+            "pipeline-bubble.svg": pipeline_bubble(),
+            "tensor-parallel.svg": tensor_parallel(),
         }
     )
     return out
