@@ -59,7 +59,10 @@ WIDTHS = {
     "serif": dict(zip(map(chr, range(32, 127)), map(int, _W.split()))),
     "bold": dict(zip(map(chr, range(32, 127)), map(int, _WB.split()))),
 }
-OTHER = {"·": 348, "’": 348, "–": 500, "θ": 667, "β": 664, "α": 770, "σ": 737}
+OTHER = {  # the non-ASCII characters the figures use, bold widths (the wider)
+    "·": 348, "’": 348, "–": 500, "θ": 667, "β": 664, "α": 770, "σ": 737, "π": 732,
+    "ω": 952, "Σ": 707, "−": 838, "×": 838, "→": 838, "←": 838, "…": 1000,
+}  # fmt: skip
 
 
 def text_width(s: str, size: float, font: str = "serif") -> float:
@@ -1136,6 +1139,165 @@ def tensor_parallel() -> Svg:
     return s
 
 
+# --- Appendix A: post-training -------------------------------------------------------
+
+
+def chat_mask() -> Svg:
+    "encode_chat's ids and mask, and the shifted targets that train on the reply only."
+    turns = [("user", ["Hi"]), ("assistant", ["Well", " met"])]
+    ids, mask = [], []
+    for role, body in turns:  # as llmbook.finetune.encode_chat lays them out
+        ids += [f"<|{role}|>"] + body + ["<|end|>"]
+        mask += [False] + [role == "assistant"] * (len(body) + 1)
+    x = ids[:-1]
+    y = [ids[t + 1] if mask[t + 1] else "-100" for t in range(len(x))]
+    s = Svg(680, 268, "The chat template and its loss mask")
+    widths = [
+        max(text_width(v.replace(" ", "·"), CODE, "mono") for v in col) + 12
+        for col in zip(ids, x + [""], y + [""])
+    ]
+    x0, ch = 160, 28
+    rows = [
+        ("ids", [v.replace(" ", "·") for v in ids], None),
+        ("assistant's to say", ["yes" if m else "no" for m in mask], mask),
+        ("inputs x = ids[:-1]", [v.replace(" ", "·") for v in x], None),
+        ("targets y", [v.replace(" ", "·") for v in y], [v != "-100" for v in y]),
+    ]
+    for r, (label, vals, flags) in enumerate(rows):
+        yy = 20 + r * 44 + (14 if r >= 2 else 0)
+        s.text(x0 - 10, yy + 19, label, SMALL, anchor="end")
+        left = x0
+        for c, v in enumerate(vals):
+            if flags is None:
+                fill, stroke = KINDS["data"][0], KINDS["data"][1]
+            elif flags[c]:
+                fill, stroke = KINDS["train"][0], KINDS["train"][1]
+            else:
+                fill, stroke = KINDS["frozen"][0], KINDS["frozen"][1]
+            font = "mono" if r != 1 else "serif"
+            s.cell(
+                left,
+                yy,
+                widths[c],
+                ch,
+                v,
+                fill,
+                stroke,
+                CODE if r != 1 else SMALL,
+                font,
+                color=MUTED if v in ("no", "-100") else INK,
+            )
+            left += widths[c] + 4
+    s.line((x0 - 150, 114), (670, 114), color="grey", dash=True, width=1)
+    s.text(
+        10,
+        228,
+        "the targets are the ids shifted left by one; where the next id is not"
+        " the assistant's,",
+        SMALL,
+        anchor="start",
+    )
+    s.text(
+        10,
+        244,
+        "sft_targets writes −100, which cross_entropy ignores: the loss reads"
+        " only the reply and its <|end|>",
+        SMALL,
+        anchor="start",
+    )
+    s.text(
+        10,
+        262,
+        "· marks a space that belongs to the token",
+        SMALL,
+        anchor="start",
+        color=MUTED,
+    )
+    return s
+
+
+def lora() -> Svg:
+    "A frozen W plus a trainable low-rank update B A, scaled by alpha / r."
+    d_in, d_out, r = 384, 3 * 384, 8  # the book's qkv_proj
+    full, low = d_in * d_out, r * (d_in + d_out)
+    s = Svg(680, 372, "LoRA: a frozen weight plus a low-rank update")
+    s.box(10, 150, 56, 44, ["`x`"], "data")
+    s.box(110, 20, 120, 120, ["**W**", "_d_out × d_in", "_frozen"], "frozen")
+    s.box(110, 208, 120, 30, ["_A:  r × d_in"], "train")
+    s.box(262, 176, 40, 124, ["**B**"], "train")
+    s.text(282, 318, "B: d_out × r, zeros at start", SMALL, anchor="middle")
+    s.box(332, 220, 70, 34, ["× α / r"], "op")
+    s.arrow((66, 172), (88, 172), (88, 80), (109, 80))
+    s.arrow((88, 172), (88, 223), (109, 223))
+    s.arrow((230, 223), (261, 223), color="green")
+    s.arrow((302, 237), (331, 237), color="green")
+    s.plus(450, 172)
+    s.arrow((230, 80), (450, 80), (450, 162))
+    s.arrow((402, 237), (450, 237), (450, 182), color="green")
+    s.arrow((459, 172), (489, 172))
+    s.box(490, 150, 60, 44, ["`h`"], "data")
+    s.text(566, 168, "h = W x", SMALL, anchor="start")
+    s.text(566, 184, "+ (α/r) B A x", SMALL, anchor="start", color=ACCENT["green"])
+    s.text(
+        10,
+        344,
+        f"for the book's qkv_proj (d_in = {d_in}, d_out = {d_out:,}) and r = {r}:"
+        f" W holds {full:,} frozen numbers,",
+        SMALL,
+        anchor="start",
+    )
+    s.text(
+        10,
+        362,
+        f"A and B {low:,} trained ones ({low / full:.1%}); merged() folds"
+        " W + (α/r) B A into one nn.Linear",
+        SMALL,
+        anchor="start",
+    )
+    return s
+
+
+def dpo_flow() -> Svg:
+    "DPO: log-probabilities of a preference pair under the policy and the reference."
+    s = Svg(680, 336, "Direct preference optimisation on one pair")
+    s.box(10, 62, 130, 50, ["prompt +", "chosen answer"], "data")
+    s.box(10, 152, 130, 50, ["prompt +", "rejected answer"], "data")
+    s.text(250, 28, "policy π (trained)", TEXT, "bold", color=ACCENT["green"])
+    s.text(420, 28, "reference (frozen)", TEXT, "bold", color=ACCENT["grey"])
+    s.text(420, 44, "the SFT model", SMALL, color=MUTED)
+    for row, what in enumerate(("chosen", "rejected")):
+        y = 62 + row * 90
+        s.arrow((140, y + 25), (171, y + 25))
+        s.arrow((156, y + 25), (156, y - 9), (420, y - 9), (420, y - 1), color="grey")
+        s.box(172, y, 156, 50, [f"log π({what})"], "train")
+        s.box(342, y, 156, 50, [f"log π_ref({what})"], "frozen")
+        s.arrow((498, y + 25), (523, y + 25))
+        s.box(520, y, 134, 50, [f"r_{what}", "_β (log π − log π_ref)"], "op")
+    s.arrow((654, 87), (664, 87), (664, 247))
+    s.arrow((587, 202), (587, 247))
+    s.box(400, 248, 270, 44, ["loss = −log σ(r_chosen − r_rejected)"], "focus")
+    s.text(10, 240, "response_logprob: the sum of", SMALL, anchor="start")
+    s.text(10, 255, "log p over the answer's tokens", SMALL, anchor="start")
+    s.text(
+        10,
+        312,
+        "the loss falls as the policy raises the chosen answer relative to the"
+        " reference more than the rejected one;",
+        SMALL,
+        anchor="start",
+        color=MUTED,
+    )
+    s.text(
+        10,
+        328,
+        "β sets how far from the reference that margin may pull it",
+        SMALL,
+        anchor="start",
+        color=MUTED,
+    )
+    return s
+
+
 # --- Writing and checking ------------------------------------------------------------
 
 
@@ -1158,6 +1320,9 @@ def figures() -> dict[str, Svg]:
             "collectives.svg": collectives(),
             "pipeline-bubble.svg": pipeline_bubble(),
             "tensor-parallel.svg": tensor_parallel(),
+            "chat-mask.svg": chat_mask(),
+            "lora.svg": lora(),
+            "dpo-flow.svg": dpo_flow(),
         }
     )
     return out
