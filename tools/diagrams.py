@@ -92,7 +92,7 @@ class Svg:
     "An SVG canvas of w x h px that refuses text it cannot fit."
 
     def __init__(self, w: int, h: int, title: str):
-        self.w, self.h, self.title, self.parts = w, h, title, []
+        self.w, self.h, self.title, self.parts, self.spans = w, h, title, [], []
 
     def add(self, tag: str, body: str = "", **attrs):
         a = " ".join(
@@ -123,6 +123,11 @@ class Svg:
         left = {"start": x, "middle": x - w / 2, "end": x - w}[anchor]
         if left < 0 or left + w > self.w or y - size < 0 or y > self.h:
             raise ValueError(f"{self.title}: text {s!r} leaves the canvas")
+        span = (left, y - 0.75 * size, left + w, y + 0.2 * size, s)
+        for a in self.spans:
+            if a[0] < span[2] and span[0] < a[2] and a[1] < span[3] and span[1] < a[3]:
+                raise ValueError(f"{self.title}: text {s!r} overlaps {a[4]!r}")
+        self.spans.append(span)
         family = MONO if font == "mono" else SERIF
         weight = "bold" if font == "bold" else None
         self.add(
@@ -325,8 +330,8 @@ def model_overview() -> Svg:
     s.text(x0 - 14, 404, "targets → loss", SMALL, anchor="end")
     tie = [(x0 + w, 340), (662, 340), (662, 88), (x0 + w + 1, 88)]
     s.arrow(*tie, color="green", dash=True)
-    s.text(656, 204, "tie_embeddings:", SMALL, anchor="end", color=ACCENT["green"])
-    s.text(656, 218, "one matrix", SMALL, anchor="end", color=ACCENT["green"])
+    s.text(656, 146, "tie_embeddings:", SMALL, anchor="end", color=ACCENT["green"])
+    s.text(656, 160, "one matrix", SMALL, anchor="end", color=ACCENT["green"])
     return s
 
 
@@ -902,7 +907,7 @@ def accumulation() -> Svg:
         for q in range(k):
             fill = KINDS["train"][0] if q <= j else WHITE
             s.cell(x + q * 106 / k, 182, 106 / k, 24, "", fill, KINDS["train"][1])
-        s.text(x + 53, 224, f"p.grad: {j + 1} of {k} added", SMALL)
+        s.text(x + 53, 224, f"p.grad: {j + 1} of {k}", SMALL)
     x = 500
     s.text(x + 78, 228, "then, once a step", SMALL, color=MUTED)
     steps = [(176, "`clip_grad_norm`"), (130, "`opt.step()`"), (84, "`zero_grad()`")]
@@ -1034,7 +1039,7 @@ def pipeline_schedule(p: int, m: int, kind: str) -> dict:
 def pipeline_bubble() -> Svg:
     "GPipe and 1F1B timelines on four stages; the idle bubble and the activations held."
     p, m = 4, 8
-    s = Svg(680, 330, "Pipeline schedules: GPipe and 1F1B")
+    s = Svg(680, 346, "Pipeline schedules: GPipe and 1F1B")
     cw, ch, x0 = 26, 22, 86
     for panel, (kind, title) in enumerate([("gpipe", "GPipe"), ("1f1b", "1F1B")]):
         start = pipeline_schedule(p, m, kind)
@@ -1077,11 +1082,12 @@ def pipeline_bubble() -> Svg:
     s.cell(220, 300, 26, 20, "3", COLOURS[2], "#7a7a7a", SMALL)
     s.text(252, 314, "its backward", SMALL, anchor="start")
     s.text(
-        670,
-        314,
-        f"p = {p} stages, m = {m} micro-batches: bubble (p − 1)/(m + p − 1)",
+        10,
+        338,
+        f"p = {p} stages, m = {m} micro-batches: bubble (p − 1)/(m + p − 1)"
+        f" = {p - 1}/{m + p - 1} in both schedules",
         SMALL,
-        anchor="end",
+        anchor="start",
         color=MUTED,
     )
     return s
@@ -1096,11 +1102,12 @@ def tensor_parallel() -> Svg:
         s.rect(116, y, 380, 108, "plain", dash=True)
         s.text(124, y + 18, f"rank {r}", SMALL, anchor="start", color=MUTED)
         s.arrow((94, 133), (104, 133), (104, y + 62), (127, y + 62))
-        s.box(128, y + 38, 122, 48, ["`up_proj`", f"_columns {r}/2 of H"], "op")
-        s.arrow((250, y + 62), (263, y + 62))
-        s.box(264, y + 38, 64, 48, ["`GELU`"], "op")
-        s.arrow((328, y + 62), (341, y + 62))
-        s.box(342, y + 38, 122, 48, ["`down_proj`", f"_rows {r}/2 of H"], "op")
+        half = ("first", "last")[r]
+        s.box(126, y + 38, 136, 48, ["`up_proj`", f"_{half} H/2 columns"], "op")
+        s.arrow((262, y + 62), (271, y + 62))
+        s.box(272, y + 38, 52, 48, ["`GELU`"], "op")
+        s.arrow((324, y + 62), (333, y + 62))
+        s.box(334, y + 38, 130, 48, ["`down_proj`", f"_{half} H/2 rows"], "op")
         s.arrow(
             (464, y + 62),
             (530, y + 62),
