@@ -8,7 +8,7 @@ import pytest
 
 SVG = "{http://www.w3.org/2000/svg}"
 FIGURES = diagrams.FIGURES
-HAND_DRAWN = {"parallelism3d.svg"}  # authored by hand, not by the script
+HAND_DRAWN: set[str] = set()  # figures authored by hand, not by the script
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,9 @@ def test_text_that_does_not_fit_is_refused():
         s.box(10, 60, 60, 40, ["this line is far too long for the box"])
     with pytest.raises(ValueError, match="too tall"):
         s.box(10, 110, 300, 20, ["one", "two"])
+    s.text(300, 100, "a free label")
+    with pytest.raises(ValueError, match="overlaps 'a free label'"):
+        s.text(310, 104, "another label")
     with pytest.raises(ValueError, match="leaves the canvas"):
         s.text(630, 100, "past the right edge", anchor="start")
     assert diagrams.text_width("WWW", 10) > diagrams.text_width("iii", 10)

@@ -157,7 +157,7 @@ class Svg:
             self.text(x + w / 2, top - size * 0.2, s, size, font, color=KINDS[kind][2])
             top += gap
 
-    def arrow(self, *pts, color="navy", dash=False, head=True, width=1.6):
+    def arrow(self, *pts, color="navy", dash=False, head=True, width=1.6, both=False):
         d = " ".join(
             f"{'M' if i == 0 else 'L'} {_fmt(x)} {_fmt(y)}"
             for i, (x, y) in enumerate(pts)
@@ -169,6 +169,7 @@ class Svg:
             stroke=ACCENT[color],
             stroke_width=width,
             stroke_dasharray="5 3" if dash else None,
+            marker_start=f"url(#head-{color})" if both else None,
             marker_end=f"url(#head-{color})" if head else None,
         )
 
@@ -1146,6 +1147,49 @@ def tensor_parallel() -> Svg:
     return s
 
 
+def parallelism3d() -> Svg:
+    "Data, tensor and pipeline parallelism on two ranks: what each rank holds and sends."
+    s = Svg(680, 336, "Three ways to split training: data, tensor and pipeline")
+    panels = [
+        ("Data parallel", ["whole model on each rank,", "different rows of the batch"],
+         [["layers 1–4"], ["layers 1–4"]], [["rows 0–3"], ["rows 4–7"]],
+         ["all-reduce: gradients,", "once a step"],
+         ["DDP; FSDP also shards", "the weights (ZeRO-3)"]),
+        ("Tensor parallel", ["every layer split across", "ranks, the same rows"],
+         [["heads 1–2,", "half MLP"], ["heads 3–4,", "half MLP"]],
+         [["rows 0–7"], ["rows 0–7"]],
+         ["all-reduce: activations,", "twice a block"],
+         ["Megatron: column- and", "row-parallel layers"]),
+        ("Pipeline parallel", ["consecutive layers on each", "rank, micro-batches flow"],
+         [["layers 1–2"], ["layers 3–4"]], [["micro-", "batches"], None],
+         ["send activations forward,", "gradients back"],
+         ["schedules: GPipe, 1F1B"]),
+    ]  # fmt: skip
+    for p, (title, sub, models, data, comm, note) in enumerate(panels):
+        px = 10 + p * 226
+        s.text(px + 105, 22, title, TITLE, "bold")
+        for i, line in enumerate(sub):
+            s.text(px + 105, 40 + 15 * i, line, SMALL)
+        for r in range(2):
+            x = px + r * 122
+            s.rect(x, 70, 88, 180, "plain", dash=True)
+            s.text(x + 44, 86, f"rank {r}", SMALL, color=MUTED)
+            s.box(x + 4, 96, 80, 44, [f"_{m}" for m in models[r]], "op")
+            if data[r]:
+                s.box(x + 4, 198, 80, 40, [f"_{d}" for d in data[r]], "data")
+                s.arrow((x + 44, 198), (x + 44, 141))
+        if p < 2:
+            s.arrow((px + 90, 118), (px + 120, 118), color="red", both=True)
+        else:
+            s.arrow((px + 90, 108), (px + 120, 108), color="red")
+            s.arrow((px + 120, 128), (px + 90, 128), color="red")
+        for i, line in enumerate(comm):
+            s.text(px + 105, 270 + 15 * i, line, SMALL, color=ACCENT["red"])
+        for i, line in enumerate(note):
+            s.text(px + 105, 312 + 15 * i, line, SMALL, color=MUTED)
+    return s
+
+
 # --- Appendix A: post-training -------------------------------------------------------
 
 
@@ -1327,6 +1371,7 @@ def figures() -> dict[str, Svg]:
             "collectives.svg": collectives(),
             "pipeline-bubble.svg": pipeline_bubble(),
             "tensor-parallel.svg": tensor_parallel(),
+            "parallelism3d.svg": parallelism3d(),
             "chat-mask.svg": chat_mask(),
             "lora.svg": lora(),
             "dpo-flow.svg": dpo_flow(),
