@@ -1190,6 +1190,138 @@ def parallelism3d() -> Svg:
     return s
 
 
+# --- Chapter 5: evaluation -------------------------------------------------------------
+
+
+def strided_windows(n: int, window: int, stride: int) -> list[tuple[int, int, int]]:
+    "token_nll's windows: (begin, end, done); a window reads ids[begin:end] and scores"
+    " the targets ids[done + 1 : end + 1] that no earlier window scored."
+    windows, done, begin = [], 0, 0
+    while done < n - 1:
+        end = min(begin + window, n - 1)
+        windows.append((begin, end, done))
+        done, begin = end, begin + stride
+    return windows
+
+
+def perplexity_stride() -> Svg:
+    "Scoring a text longer than the context: windows without and with overlap."
+    n, L = 20, 8
+    s = Svg(680, 352, "Perplexity of a long text with strided windows")
+    cw, x0 = 27, 110
+    s.text(
+        10,
+        22,
+        f"a text of {n} ids, a model with max_seq_len = {L}; each cell is a target id",
+        SMALL,
+        anchor="start",
+    )
+    y = 52
+    for i in range(n):
+        s.text(x0 + i * cw + cw / 2, y - 6, str(i), SMALL, color=MUTED)
+    s.text(x0 - 10, y - 6, "id", SMALL, anchor="end", color=MUTED)
+    for stride in (L, L // 2):
+        s.text(10, y + 10, f"stride = {stride}", TEXT, "bold", anchor="start")
+        for w, (b, e, d) in enumerate(strided_windows(n, L, stride)):
+            yy = y + 16 + w * 26
+            s.text(x0 - 10, yy + 16, f"ids[{b}:{e}]", SMALL, anchor="end")
+            for tgt in range(b + 1, e + 1):
+                scored = tgt > d
+                fill = KINDS["train"][0] if scored else KINDS["muted"][0]
+                stroke = KINDS["train"][1] if scored else KINDS["muted"][1]
+                s.cell(
+                    x0 + tgt * cw,
+                    yy,
+                    cw,
+                    22,
+                    str(tgt - b) if scored else "",
+                    fill,
+                    stroke,
+                    SMALL,
+                )
+        y = yy + 56
+    s.text(
+        10,
+        y - 12,
+        "green: scored by this window, the number is how many ids of"
+        " context it sees; grey: context only",
+        SMALL,
+        anchor="start",
+    )
+    s.text(
+        10,
+        y + 6,
+        "with overlap, every scored id beyond the first window sees at"
+        " least max_seq_len − stride + 1 ids",
+        SMALL,
+        anchor="start",
+        color=MUTED,
+    )
+    return s
+
+
+def mmlu_letter() -> Svg:
+    "Multiple choice by likelihood: which letter does the model find most probable next?"
+    s = Svg(680, 300, "Scoring a multiple-choice question by likelihood")
+    lines = [
+        ("The following are multiple choice", MUTED),
+        ("questions (with answers) about", MUTED),
+        ("astronomy.", MUTED),
+        ("(k solved examples)", MUTED),
+        ("Which star is closest to Earth?", INK),
+        ("A. Proxima Centauri", INK),
+        ("B. The Sun", INK),
+        ("C. Sirius", INK),
+        ("D. Vega", INK),
+        ("Answer:", INK),
+    ]
+    s.rect(10, 14, 276, 222, "data")
+    for i, (line, colour) in enumerate(lines):
+        s.text(20, 36 + i * 20, line, 11, "mono", anchor="start", color=colour)
+    s.text(148, 256, "mmlu_prompt(q, shots)", CODE, "mono")
+    s.arrow((286, 125), (307, 125))
+    s.box(308, 96, 96, 58, ["`lm`", "_one forward"], "op")
+    s.arrow((404, 125), (425, 125))
+    s.text(426, 30, "log p of the next token", SMALL, anchor="start")
+    for i, (letter, length) in enumerate(zip("ABCD", (60, 150, 85, 40))):
+        y = 46 + i * 40
+        best = letter == "B"
+        s.cell(
+            426,
+            y,
+            40,
+            28,
+            f"·{letter}",
+            KINDS["data"][0],
+            KINDS["data"][1],
+            CODE,
+            "mono",
+        )
+        s.add(
+            "rect",
+            x=474,
+            y=y + 4,
+            width=length,
+            height=20,
+            rx=2,
+            fill=KINDS["train"][0] if best else KINDS["muted"][0],
+            stroke=KINDS["train"][1] if best else KINDS["muted"][1],
+            stroke_width=1.2,
+        )
+    s.text(426, 226, "pick the highest (ties at random);", SMALL, anchor="start")
+    s.text(426, 242, "correct when it is the answer", SMALL, anchor="start")
+    s.text(
+        10,
+        284,
+        'score="text" instead sums log p over each choice\'s own text, which'
+        " favours short answers",
+        SMALL,
+        anchor="start",
+        color=MUTED,
+    )
+    return s
+
+
 # --- Appendix A: post-training -------------------------------------------------------
 
 
@@ -1372,6 +1504,8 @@ def figures() -> dict[str, Svg]:
             "pipeline-bubble.svg": pipeline_bubble(),
             "tensor-parallel.svg": tensor_parallel(),
             "parallelism3d.svg": parallelism3d(),
+            "perplexity-stride.svg": perplexity_stride(),
+            "mmlu-letter.svg": mmlu_letter(),
             "chat-mask.svg": chat_mask(),
             "lora.svg": lora(),
             "dpo-flow.svg": dpo_flow(),
