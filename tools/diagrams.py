@@ -103,6 +103,8 @@ class Svg:
         self.parts.append(f"<{tag} {a}>{body}</{tag}>" if body else f"<{tag} {a}/>")
 
     def rect(self, x, y, w, h, kind="op", rx=6, dash=False, width=1.4):
+        if x < 0 or y < 0 or x + w > self.w or y + h > self.h:
+            raise ValueError(f"{self.title}: a box at ({x}, {y}) leaves the canvas")
         fill, stroke, _ = KINDS[kind]
         self.add(
             "rect",
@@ -561,6 +563,60 @@ def rope_pairs() -> Svg:
 # --- Chapter 2: data -------------------------------------------------------------------
 
 
+def data_pipeline() -> Svg:
+    "The chapter's stages from raw corpora to packed token files, with their functions."
+    s = Svg(680, 262, "From raw text to packed token ids")
+    w, h, gap = 146, 62, 22
+    row1 = [
+        ("corpora", "load_plays, …", "data"),
+        ("normalise", "normalize_text", "op"),
+        ("strip markup", "strip_markdown", "op"),
+        ("quality filters", "min_length, …", "op"),
+    ]
+    row2 = [
+        ("exact dedup", "exact_duplicates", "op"),
+        ("near dedup", "near_dedup", "op"),
+        ("tokenizer", "train_bpe", "train"),
+        ("pack", "pack_tokens", "data"),
+    ]
+    xs = [10 + i * (w + gap) for i in range(4)]
+    s.rect(xs[1] - 8, 20, xs[3] + w + 16 - xs[1], 82, "plain", dash=True)
+    for x, (name, fn, kind) in zip(xs, row1):
+        s.box(x, 30, w, h, [f"**{name}**", f"`{fn}`"], kind)
+    for x, (name, fn, kind) in zip(reversed(xs), row2):
+        s.box(x, 150, w, h, [f"**{name}**", f"`{fn}`"], kind)
+    for a, b in zip(xs, xs[1:]):
+        s.arrow((a + w, 61), (b - 1, 61))
+        s.arrow((b, 181), (a + w + 1, 181))
+    s.arrow((xs[3] + w / 2, 92), (xs[3] + w / 2, 149))
+    s.text(
+        xs[1],
+        14,
+        "clean_corpus: one stage after another, each reporting what it removed",
+        SMALL,
+        anchor="start",
+        color=MUTED,
+    )
+    s.text(10, 234, "train.bin, val.bin", CODE, "mono", anchor="start")
+    s.text(
+        10,
+        252,
+        "whole documents split by a hash of their name",
+        SMALL,
+        anchor="start",
+        color=MUTED,
+    )
+    s.text(
+        670,
+        234,
+        "every stage: a dict name → text in, the same out",
+        SMALL,
+        anchor="end",
+        color=MUTED,
+    )
+    return s
+
+
 def bpe_merges(
     counts: dict[str, int], n: int
 ) -> list[tuple[tuple[str, str], int, list]]:
@@ -737,7 +793,7 @@ def packing() -> Svg:
         10,
         22,
         "each document's ids, then <|endoftext|>, written one after another"
-        " (uint16 below 65,536 ids)",
+        " as uint16 while ids stay below 65,536",
         SMALL,
         anchor="start",
     )
@@ -1496,6 +1552,7 @@ def figures() -> dict[str, Svg]:
             "heads-gqa.svg": heads_gqa(),
             "rope-pairs.svg": rope_pairs(),
             "kv-cache.svg": kv_cache(),
+            "data-pipeline.svg": data_pipeline(),
             "bpe-merges.svg": bpe_walkthrough(),
             "lsh-bands.svg": lsh_banding(),
             "packing.svg": packing(),
