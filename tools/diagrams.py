@@ -497,15 +497,10 @@ def rope_pairs() -> Svg:
     s.text(10, 22, f"one head's q or k, head_dim = {hd}", TEXT, anchor="start")
     for d in range(hd):
         s.cell(10 + d * 34, 34, 34, 28, f"x{d}", COLOURS[d % (hd // 2)], NAVY, SMALL)
-    for i in range(hd // 2):
-        a, b = 27 + i * 34, 27 + (i + hd // 2) * 34
-        s.add(
-            "path",
-            d=f"M {a} 62 C {a} {92 + 8 * i} {b} {92 + 8 * i} {b} 62",
-            fill="none",
-            stroke=ACCENT["grey"],
-            stroke_width=1.2,
-        )
+    for d in range(hd):
+        s.text(27 + d * 34, 80, f"i={d % (hd // 2)}", SMALL, color=MUTED)
+    s.text(10, 104, "same colour, same pair: the first half", SMALL, anchor="start")
+    s.text(10, 120, "pairs with the second", SMALL, anchor="start")
     s.text(10, 146, "pair i = (x[i], x[i + head_dim/2])", CODE, "mono", anchor="start")
     s.text(10, 170, "at position m, pair i turns by the angle", SMALL, anchor="start")
     s.text(
