@@ -847,6 +847,168 @@ def packing() -> Svg:
     return s
 
 
+def embedding_product() -> Svg:
+    "An embedding lookup is the one-hot matrix times the embedding matrix."
+    vocab = [" ", "b", "e", "n", "o", "r", "t"]
+    text, d = "to be", 4
+    ids = [vocab.index(c) for c in text]
+    used = sorted(set(ids))
+    colour = {i: COLOURS[used.index(i)] for i in used}
+    s = Svg(680, 300, "An embedding lookup as a matrix product")
+    c = 24
+    s.text(
+        10,
+        22,
+        f"a toy vocabulary of {len(vocab)} characters; the text {text!r} has ids {ids}",
+        SMALL,
+        anchor="start",
+    )
+    x1, y1 = 60, 70  # one-hot: T rows, vocab columns
+    for j, ch in enumerate(vocab):
+        s.text(
+            x1 + j * c + c / 2,
+            y1 - 8,
+            repr(ch)[1:-1] if ch != " " else "␣",
+            CODE,
+            "mono",
+        )
+    for r, i in enumerate(ids):
+        s.text(
+            x1 - 8,
+            y1 + r * c + 16,
+            repr(text[r])[1:-1] if text[r] != " " else "␣",
+            CODE,
+            "mono",
+            anchor="end",
+        )
+        for j in range(len(vocab)):
+            on = j == i
+            s.cell(
+                x1 + j * c,
+                y1 + r * c,
+                c,
+                c,
+                "1" if on else "0",
+                colour[i] if on else WHITE,
+                "#7a7a7a",
+                SMALL,
+                color=INK if on else "#9a9a9a",
+            )
+    s.text(
+        x1 + len(vocab) * c / 2, y1 + len(ids) * c + 22, "one_hot(ids)", CODE, "mono"
+    )
+    s.text(x1 + len(vocab) * c / 2, y1 + len(ids) * c + 38, "(T, vocab)", CODE, "mono")
+    s.text(x1 + len(vocab) * c + 20, y1 + 66, "@", TITLE, "bold")
+    x2, y2 = 286, 46  # E: vocab rows, d columns
+    for j in range(len(vocab)):
+        for k in range(d):
+            s.cell(
+                x2 + k * c,
+                y2 + j * c,
+                c,
+                c,
+                "",
+                colour[j] if j in colour else "#f5f6f8",
+                "#7a7a7a",
+            )
+        s.text(x2 - 6, y2 + j * c + 16, str(j), SMALL, anchor="end", color=MUTED)
+    s.text(x2 + d * c / 2, y2 + len(vocab) * c + 22, "E = tok_emb.weight", CODE, "mono")
+    s.text(x2 + d * c / 2, y2 + len(vocab) * c + 38, "(vocab, n_embd)", CODE, "mono")
+    s.text(x2 + d * c + 24, y1 + 66, "=", TITLE, "bold")
+    x3 = 436
+    for r, i in enumerate(ids):
+        for k in range(d):
+            s.cell(x3 + k * c, y1 + r * c, c, c, "", colour[i], "#7a7a7a")
+        s.text(x3 + d * c + 8, y1 + r * c + 16, f"row {i} of E", SMALL, anchor="start")
+    s.text(x3 + d * c / 2, y1 + len(ids) * c + 22, "tok_emb(ids)", CODE, "mono")
+    s.text(x3 + d * c / 2, y1 + len(ids) * c + 38, "(T, n_embd)", CODE, "mono")
+    s.text(
+        10,
+        278,
+        "the product copies row i of E for each id i; the lookup does the same"
+        " without the multiplications by zero",
+        SMALL,
+        anchor="start",
+    )
+    s.text(
+        10,
+        294,
+        "rows of ids absent from the text (grey) take no part, and get no gradient",
+        SMALL,
+        anchor="start",
+        color=MUTED,
+    )
+    return s
+
+
+def activation_checkpointing() -> Svg:
+    "What the backward pass needs kept: everything, or only each block's input."
+    n_blocks, inner = 4, 4
+    s = Svg(680, 300, "Activation checkpointing keeps only each block's input")
+    panels = [("plain forward", False), ("activation_checkpointing = True", True)]
+    for p, (title, ckpt) in enumerate(panels):
+        x0 = 10 + p * 340
+        s.rect(x0, 10, 320, 226, "plain", dash=True)
+        s.text(
+            x0 + 160,
+            32,
+            title,
+            TITLE if not ckpt else CODE,
+            "bold" if not ckpt else "mono",
+        )
+        for b in range(n_blocks):
+            x = x0 + 24 + b * 74
+            s.text(x + 27, 58, f"block {b}", SMALL)
+            s.cell(x, 196, 54, 22, "input", KINDS["data"][0], KINDS["data"][1], SMALL)
+            for k in range(inner):
+                y = 170 - k * 26
+                if not ckpt:
+                    s.cell(x, y, 54, 22, "", KINDS["data"][0], KINDS["data"][1])
+                elif b == 2:
+                    s.cell(x, y, 54, 22, "", KINDS["train"][0], KINDS["train"][1])
+                else:
+                    s.add(
+                        "rect",
+                        x=x,
+                        y=y,
+                        width=54,
+                        height=22,
+                        fill="none",
+                        stroke="#c8c8c8",
+                        stroke_width=1,
+                        stroke_dasharray="3 3",
+                    )
+        if ckpt:
+            s.text(
+                x0 + 24 + 2 * 74 + 27, 80, "recomputed", SMALL, color=ACCENT["green"]
+            )
+    s.text(
+        10,
+        258,
+        "left: the forward pass keeps every tensor inside every block until"
+        " backward reaches it",
+        SMALL,
+        anchor="start",
+    )
+    s.text(
+        10,
+        274,
+        "right: it keeps one (B, T, n_embd) input per block; backward runs"
+        " each block forward again, one at a time",
+        SMALL,
+        anchor="start",
+    )
+    s.text(
+        10,
+        292,
+        "orange: kept from the forward pass; green: the one block being recomputed",
+        SMALL,
+        anchor="start",
+        color=MUTED,
+    )
+    return s
+
+
 # --- Chapter 3: the KV cache ---------------------------------------------------------
 
 
@@ -1547,6 +1709,8 @@ def figures() -> dict[str, Svg]:
             "heads-gqa.svg": heads_gqa(),
             "rope-pairs.svg": rope_pairs(),
             "kv-cache.svg": kv_cache(),
+            "embedding-product.svg": embedding_product(),
+            "activation-checkpointing.svg": activation_checkpointing(),
             "data-pipeline.svg": data_pipeline(),
             "bpe-merges.svg": bpe_walkthrough(),
             "lsh-bands.svg": lsh_banding(),
