@@ -1,4 +1,4 @@
-"""The diagrams in figures/: drawn by tools/diagrams.py, committed as drawn, valid SVG."""
+"""The diagrams in figures/: drawn by tools/diagrams.py, committed as drawn, valid."""
 
 import re
 import xml.etree.ElementTree as ET

@@ -235,7 +235,8 @@ class Svg:
         return head + "\n".join(self.parts) + "\n</svg>\n"
 
 
-# --- The book's roadmap ------------------------------------------------------------
+# --- The book's roadmap ---------------------------------------------------------------
+
 
 CHAPTERS = {
     "1": ("1 Foundations", "text → ids → vectors → attention", "llmbook.foundations"),
@@ -292,201 +293,100 @@ def roadmap(current: str | None = None) -> Svg:
     return s
 
 
-# --- Chapter 3: the model --------------------------------------------------------
+# --- Chapter 1: foundations -----------------------------------------------------------
 
 
-def model_overview() -> Svg:
-    "GPT.forward from token ids to logits and loss, with the book's names and shapes."
-    s = Svg(680, 420, "GPT.forward: from token ids to logits")
-    cx, w = 340, 220
-    x0, right = cx - w / 2, cx + w / 2 + 14
-    rows = [
-        (12, ["`idx`", "_token ids"], "data", "(B, T)"),
-        (80, ["`tok_emb`", "_one row per id"], "op", "(vocab_size, n_embd)"),
-        (172, ["`x`", "_the residual stream"], "data", "(B, T, n_embd)"),
-        (240, ["`blocks`", "_n_layer × Block"], "op", "(B, T, n_embd)"),
-        (
-            308,
-            ["`norm_f, lm_head`", "_n_embd → vocab_size"],
-            "op",
-            "(vocab_size, n_embd)",
-        ),
-        (376, ["`logits`"], "data", "(B, T, vocab_size)"),
-    ]
-    for d in (6, 3):
-        s.rect(x0 + d, 240 - d, w, 40, "op")
-    for y, lines, kind, shape in rows:
-        s.box(x0, y, w, 40 if y < 376 else 36, lines, kind)
-        s.text(right, y + 24, shape, CODE, "mono", anchor="start")
-    for y, y2 in [(52, 80), (212, 240), (280, 308), (348, 376)]:
-        s.arrow((cx, y), (cx, y2 - 1))
-    s.line((cx, 120), (cx, 137))
-    s.plus(cx, 146)
-    s.arrow((cx, 155), (cx, 171))
-    s.box(20, 80, 170, 40, ["`pos_emb`", "_learned positions"], "op")
-    s.text(20, 138, "(max_seq_len, n_embd)", CODE, "mono", anchor="start")
-    s.arrow((190, 100), (206, 100), (206, 146), (cx - 10, 146))
-    s.text(20, 176, "RoPE models have no pos_emb:", SMALL, anchor="start", color=MUTED)
-    s.text(20, 190, "they rotate q and k inside", SMALL, anchor="start", color=MUTED)
-    s.text(20, 204, "attention instead", SMALL, anchor="start", color=MUTED)
-    s.text(x0 - 14, 390, "cross_entropy with", SMALL, anchor="end")
-    s.text(x0 - 14, 404, "targets → loss", SMALL, anchor="end")
-    tie = [(x0 + w, 340), (662, 340), (662, 88), (x0 + w + 1, 88)]
-    s.arrow(*tie, color="green", dash=True)
-    s.text(656, 146, "tie_embeddings:", SMALL, anchor="end", color=ACCENT["green"])
-    s.text(656, 160, "one matrix", SMALL, anchor="end", color=ACCENT["green"])
-    return s
-
-
-def block() -> Svg:
-    "Block.forward: two residual branches, each normalised on the way in (pre-norm)."
-    s = Svg(680, 330, "A pre-norm transformer block")
-    sx = 110  # the residual stream
-    s.box(sx - 70, 10, 140, 34, ["`x  (B, T, C)`"], "data")
-    s.line((sx, 44), (sx, 110), width=3)
-    s.plus(sx, 120)
-    s.line((sx, 129), (sx, 220), width=3)
-    s.plus(sx, 230)
-    s.arrow((sx, 239), (sx, 275), width=3)
-    s.box(sx - 70, 276, 140, 34, ["`x  (B, T, C)`"], "data")
-    for y0, norm, f, what in [
-        (58, "norm1", "attn", "CausalSelfAttention"),
-        (168, "norm2", "mlp", "MLP"),
-    ]:
-        s.arrow((sx, y0 + 18), (200, y0 + 18))
-        s.box(201, y0, 92, 36, [f"`{norm}`"], "op")
-        s.arrow((293, y0 + 18), (330, y0 + 18))
-        s.box(331, y0, 170, 36, [f"`{f}`"], "op")
-        s.arrow((501, y0 + 18), (520, y0 + 18), (520, y0 + 62), (sx + 10, y0 + 62))
-        s.text(416, y0 + 52, what, SMALL, color=MUTED)
-    s.text(sx - 16, 175, "residual", SMALL, anchor="end", color=MUTED)
-    s.text(sx - 16, 189, "stream", SMALL, anchor="end", color=MUTED)
-    s.text(530, 80, "mixes positions:", SMALL, anchor="start", color=MUTED)
-    s.text(530, 94, "each reads earlier ones", SMALL, anchor="start", color=MUTED)
-    s.text(530, 190, "one position", SMALL, anchor="start", color=MUTED)
-    s.text(530, 204, "at a time", SMALL, anchor="start", color=MUTED)
-    s.text(
-        201,
-        264,
-        "x = x + self.attn(self.norm1(x), rope, cache, layer)",
-        CODE,
-        "mono",
-        anchor="start",
-    )
-    s.text(201, 282, "return x + self.mlp(self.norm2(x))", CODE, "mono", anchor="start")
-    s.text(
-        201,
-        306,
-        "pre-norm: the branches read a normalised copy; the stream",
-        SMALL,
-        anchor="start",
-        color=MUTED,
-    )
-    s.text(
-        201,
-        321,
-        "itself is added to, never rescaled, until norm_f",
-        SMALL,
-        anchor="start",
-        color=MUTED,
-    )
-    return s
-
-
-def attention_flow() -> Svg:
-    "MultiHeadAttention.forward with the shape of every tensor."
-    s = Svg(680, 356, "Queries, keys and values, with their shapes")
-    s.box(10, 150, 100, 50, ["`x`", "`(B, T, C)`"], "data")
-    s.arrow((110, 175), (129, 175))
-    s.box(130, 150, 100, 50, ["`qkv_proj`", "_then split"], "op")
-    heads = [("q", "n_head", 40), ("k", "n_kv_head", 150), ("v", "n_kv_head", 260)]
-    for name, n, y in heads:
-        s.arrow((230, 175), (246, 175), (246, y + 25), (261, y + 25))
-        s.box(262, y, 170, 50, [f"`{name}`", f"`(B, {n}, T, hd)`"], "data")
-    s.text(347, 122, "RoPE rotates q and k", SMALL, color=MUTED)
-    s.text(347, 136, "repeat_kv: k, v to n_head", SMALL, color=MUTED)
-    x4, w4 = 470, 200
-    steps = [
-        (16, ["`q @ k.T / sqrt(hd)`", "`(B, n_head, T, T)`"], "op"),
-        (96, ["causal mask, softmax", "_row t: weights on 0..t, sum 1"], "op"),
-        (176, ["weights @ v", "`(B, n_head, T, hd)`"], "op"),
-        (256, ["heads side by side,", "`out_proj → (B, T, C)`"], "op"),
-    ]
-    for y, lines, kind in steps:
-        s.box(x4, y, w4, 56, lines, kind)
-    for (y, *_), (y2, *_) in zip(steps, steps[1:]):
-        s.arrow((x4 + w4 / 2, y + 56), (x4 + w4 / 2, y2 - 1))
-    s.arrow((432, 65), (444, 65), (444, 36), (x4 - 1, 36))
-    s.arrow((432, 175), (457, 175), (457, 56), (x4 - 1, 56))
-    s.arrow((432, 285), (457, 285), (457, 204), (x4 - 1, 204))
-    s.text(
-        10,
-        340,
-        "hd = head_dim = C / n_head;  T × T weights per head",
-        SMALL,
-        anchor="start",
-        color=MUTED,
-    )
-    return s
-
-
-# --- Chapter 1: attention and positions ----------------------------------------------
-
-
-def heads_gqa() -> Svg:
-    "Splitting C into heads, and how many query heads share one key/value head."
-    s = Svg(680, 330, "Multi-head, grouped-query and multi-query attention")
-    n_head, hd = 6, 64
+def embedding_product() -> Svg:
+    "An embedding lookup is the one-hot matrix times the embedding matrix."
+    vocab = [" ", "b", "e", "n", "o", "r", "t"]
+    text, d = "to be", 4
+    ids = [vocab.index(c) for c in text]
+    used = sorted(set(ids))
+    colour = {i: COLOURS[used.index(i)] for i in used}
+    s = Svg(680, 300, "An embedding lookup as a matrix product")
+    c = 24
     s.text(
         10,
         22,
-        f"q of one position: C = n_head × head_dim = {n_head} × {hd}",
-        TEXT,
+        f"a toy vocabulary of {len(vocab)} characters; the text {text!r} has ids {ids}",
+        SMALL,
         anchor="start",
     )
-    for h in range(n_head):
-        s.cell(10 + h * 110, 34, 110, 30, f"head {h}", COLOURS[h], NAVY, CODE, "mono")
+    x1, y1 = 60, 70  # one-hot: T rows, vocab columns
+    for j, ch in enumerate(vocab):
+        s.text(
+            x1 + j * c + c / 2,
+            y1 - 8,
+            repr(ch)[1:-1] if ch != " " else "␣",
+            CODE,
+            "mono",
+        )
+    for r, i in enumerate(ids):
+        s.text(
+            x1 - 8,
+            y1 + r * c + 16,
+            repr(text[r])[1:-1] if text[r] != " " else "␣",
+            CODE,
+            "mono",
+            anchor="end",
+        )
+        for j in range(len(vocab)):
+            on = j == i
+            s.cell(
+                x1 + j * c,
+                y1 + r * c,
+                c,
+                c,
+                "1" if on else "0",
+                colour[i] if on else WHITE,
+                "#7a7a7a",
+                SMALL,
+                color=INK if on else "#9a9a9a",
+            )
+    s.text(
+        x1 + len(vocab) * c / 2, y1 + len(ids) * c + 22, "one_hot(ids)", CODE, "mono"
+    )
+    s.text(x1 + len(vocab) * c / 2, y1 + len(ids) * c + 38, "(T, vocab)", CODE, "mono")
+    s.text(x1 + len(vocab) * c + 20, y1 + 66, "@", TITLE, "bold")
+    x2, y2 = 286, 46  # E: vocab rows, d columns
+    for j in range(len(vocab)):
+        for k in range(d):
+            s.cell(
+                x2 + k * c,
+                y2 + j * c,
+                c,
+                c,
+                "",
+                colour[j] if j in colour else "#f5f6f8",
+                "#7a7a7a",
+            )
+        s.text(x2 - 6, y2 + j * c + 16, str(j), SMALL, anchor="end", color=MUTED)
+    s.text(x2 + d * c / 2, y2 + len(vocab) * c + 22, "E = tok_emb.weight", CODE, "mono")
+    s.text(x2 + d * c / 2, y2 + len(vocab) * c + 38, "(vocab, n_embd)", CODE, "mono")
+    s.text(x2 + d * c + 24, y1 + 66, "=", TITLE, "bold")
+    x3 = 436
+    for r, i in enumerate(ids):
+        for k in range(d):
+            s.cell(x3 + k * c, y1 + r * c, c, c, "", colour[i], "#7a7a7a")
+        s.text(x3 + d * c + 8, y1 + r * c + 16, f"row {i} of E", SMALL, anchor="start")
+    s.text(x3 + d * c / 2, y1 + len(ids) * c + 22, "tok_emb(ids)", CODE, "mono")
+    s.text(x3 + d * c / 2, y1 + len(ids) * c + 38, "(T, n_embd)", CODE, "mono")
     s.text(
         10,
-        84,
-        "q.view(B, T, n_head, head_dim).transpose(1, 2)",
-        CODE,
-        "mono",
+        278,
+        "the product copies row i of E for each id i; the lookup does the same"
+        " without the multiplications by zero",
+        SMALL,
         anchor="start",
     )
     s.text(
         10,
-        102,
-        "each head attends on its own 64 dimensions, then the heads are concatenated",
+        294,
+        "rows of ids absent from the text (grey) take no part, and get no gradient",
         SMALL,
         anchor="start",
         color=MUTED,
     )
-    panels = [("multi-head", 6), ("grouped-query", 2), ("multi-query", 1)]
-    for p, (name, n_kv) in enumerate(panels):
-        x = 10 + p * 226
-        s.rect(x, 118, 208, 204, "plain", dash=True)
-        s.text(x + 104, 140, name, TITLE, "bold")
-        s.text(x + 104, 158, f"n_kv_head = {n_kv}", CODE, "mono")
-        group = n_head // n_kv
-        qx = [x + 14 + h * 31 for h in range(n_head)]
-        for h in range(n_head):
-            s.cell(qx[h], 174, 25, 24, f"q{h}", COLOURS[h // group], NAVY, SMALL)
-        for g in range(n_kv):
-            mid = sum(qx[g * group : (g + 1) * group]) / group + 12.5
-            kx = mid - 14
-            for h in range(g * group, (g + 1) * group):
-                s.line((qx[h] + 12.5, 198), (mid, 246), color="grey", width=1.2)
-            s.cell(kx, 246, 28, 24, f"kv{g}", COLOURS[g], "#b86b1c", SMALL)
-        s.text(
-            x + 104,
-            292,
-            f"{group} query head{'s' if group > 1 else ''} per k, v",
-            SMALL,
-        )
-        s.text(
-            x + 104, 310, f"KV cache: {n_kv}/{n_head} of multi-head", SMALL, color=MUTED
-        )
     return s
 
 
@@ -555,7 +455,101 @@ def rope_pairs() -> Svg:
     return s
 
 
-# --- Chapter 2: data -------------------------------------------------------------------
+def attention_flow() -> Svg:
+    "MultiHeadAttention.forward with the shape of every tensor."
+    s = Svg(680, 356, "Queries, keys and values, with their shapes")
+    s.box(10, 150, 100, 50, ["`x`", "`(B, T, C)`"], "data")
+    s.arrow((110, 175), (129, 175))
+    s.box(130, 150, 100, 50, ["`qkv_proj`", "_then split"], "op")
+    heads = [("q", "n_head", 40), ("k", "n_kv_head", 150), ("v", "n_kv_head", 260)]
+    for name, n, y in heads:
+        s.arrow((230, 175), (246, 175), (246, y + 25), (261, y + 25))
+        s.box(262, y, 170, 50, [f"`{name}`", f"`(B, {n}, T, hd)`"], "data")
+    s.text(347, 122, "RoPE rotates q and k", SMALL, color=MUTED)
+    s.text(347, 136, "repeat_kv: k, v to n_head", SMALL, color=MUTED)
+    x4, w4 = 470, 200
+    steps = [
+        (16, ["`q @ k.T / sqrt(hd)`", "`(B, n_head, T, T)`"], "op"),
+        (96, ["causal mask, softmax", "_row t: weights on 0..t, sum 1"], "op"),
+        (176, ["weights @ v", "`(B, n_head, T, hd)`"], "op"),
+        (256, ["heads side by side,", "`out_proj → (B, T, C)`"], "op"),
+    ]
+    for y, lines, kind in steps:
+        s.box(x4, y, w4, 56, lines, kind)
+    for (y, *_), (y2, *_) in zip(steps, steps[1:]):
+        s.arrow((x4 + w4 / 2, y + 56), (x4 + w4 / 2, y2 - 1))
+    s.arrow((432, 65), (444, 65), (444, 36), (x4 - 1, 36))
+    s.arrow((432, 175), (457, 175), (457, 56), (x4 - 1, 56))
+    s.arrow((432, 285), (457, 285), (457, 204), (x4 - 1, 204))
+    s.text(
+        10,
+        340,
+        "hd = head_dim = C / n_head;  T × T weights per head",
+        SMALL,
+        anchor="start",
+        color=MUTED,
+    )
+    return s
+
+
+def heads_gqa() -> Svg:
+    "Splitting C into heads, and how many query heads share one key/value head."
+    s = Svg(680, 330, "Multi-head, grouped-query and multi-query attention")
+    n_head, hd = 6, 64
+    s.text(
+        10,
+        22,
+        f"q of one position: C = n_head × head_dim = {n_head} × {hd}",
+        TEXT,
+        anchor="start",
+    )
+    for h in range(n_head):
+        s.cell(10 + h * 110, 34, 110, 30, f"head {h}", COLOURS[h], NAVY, CODE, "mono")
+    s.text(
+        10,
+        84,
+        "q.view(B, T, n_head, head_dim).transpose(1, 2)",
+        CODE,
+        "mono",
+        anchor="start",
+    )
+    s.text(
+        10,
+        102,
+        "each head attends on its own 64 dimensions, then the heads are concatenated",
+        SMALL,
+        anchor="start",
+        color=MUTED,
+    )
+    panels = [("multi-head", 6), ("grouped-query", 2), ("multi-query", 1)]
+    for p, (name, n_kv) in enumerate(panels):
+        x = 10 + p * 226
+        s.rect(x, 118, 208, 204, "plain", dash=True)
+        s.text(x + 104, 140, name, TITLE, "bold")
+        s.text(x + 104, 158, f"n_kv_head = {n_kv}", CODE, "mono")
+        group = n_head // n_kv
+        qx = [x + 14 + h * 31 for h in range(n_head)]
+        for h in range(n_head):
+            s.cell(qx[h], 174, 25, 24, f"q{h}", COLOURS[h // group], NAVY, SMALL)
+        for g in range(n_kv):
+            mid = sum(qx[g * group : (g + 1) * group]) / group + 12.5
+            kx = mid - 14
+            for h in range(g * group, (g + 1) * group):
+                s.line((qx[h] + 12.5, 198), (mid, 246), color="grey", width=1.2)
+            s.cell(kx, 246, 28, 24, f"kv{g}", COLOURS[g], "#b86b1c", SMALL)
+        s.text(
+            x + 104,
+            292,
+            f"{group} query head{'s' if group > 1 else ''} per k, v",
+            SMALL,
+        )
+        s.text(
+            x + 104, 310, f"KV cache: {n_kv}/{n_head} of multi-head", SMALL, color=MUTED
+        )
+    return s
+
+
+# --- Chapter 2: data ------------------------------------------------------------------
 
 
 def data_pipeline() -> Svg:
@@ -616,7 +610,7 @@ def bpe_merges(
     counts: dict[str, int], n: int
 ) -> list[tuple[tuple[str, str], int, list]]:
     """The book's BPE training on chunk counts: merge the most frequent adjacent pair,
-    ties to the smallest pair; returns (pair, count, chunks after the merge) per merge."""
+    ties to the smallest pair; returns (pair, count, chunks after it) per merge."""
     chunks = {c: list(c) for c in counts}
     out = []
     for _ in range(n):
@@ -780,7 +774,7 @@ def lsh_banding() -> Svg:
 
 
 def packing() -> Svg:
-    "Documents, each closed by the end-of-text token, packed into one array; windows of it."
+    "Documents, each closed by the end-of-text token, in one array; windows of it."
     docs = [5, 3, 6]
     s = Svg(680, 250, "Packing documents into one token array")
     cw, x0, y0 = 34, 10, 64
@@ -847,93 +841,100 @@ def packing() -> Svg:
     return s
 
 
-def embedding_product() -> Svg:
-    "An embedding lookup is the one-hot matrix times the embedding matrix."
-    vocab = [" ", "b", "e", "n", "o", "r", "t"]
-    text, d = "to be", 4
-    ids = [vocab.index(c) for c in text]
-    used = sorted(set(ids))
-    colour = {i: COLOURS[used.index(i)] for i in used}
-    s = Svg(680, 300, "An embedding lookup as a matrix product")
-    c = 24
+# --- Chapter 3: the model -------------------------------------------------------------
+
+
+def model_overview() -> Svg:
+    "GPT.forward from token ids to logits and loss, with the book's names and shapes."
+    s = Svg(680, 420, "GPT.forward: from token ids to logits")
+    cx, w = 340, 220
+    x0, right = cx - w / 2, cx + w / 2 + 14
+    rows = [
+        (12, ["`idx`", "_token ids"], "data", "(B, T)"),
+        (80, ["`tok_emb`", "_one row per id"], "op", "(vocab_size, n_embd)"),
+        (172, ["`x`", "_the residual stream"], "data", "(B, T, n_embd)"),
+        (240, ["`blocks`", "_n_layer × Block"], "op", "(B, T, n_embd)"),
+        (
+            308,
+            ["`norm_f, lm_head`", "_n_embd → vocab_size"],
+            "op",
+            "(vocab_size, n_embd)",
+        ),
+        (376, ["`logits`"], "data", "(B, T, vocab_size)"),
+    ]
+    for d in (6, 3):
+        s.rect(x0 + d, 240 - d, w, 40, "op")
+    for y, lines, kind, shape in rows:
+        s.box(x0, y, w, 40 if y < 376 else 36, lines, kind)
+        s.text(right, y + 24, shape, CODE, "mono", anchor="start")
+    for y, y2 in [(52, 80), (212, 240), (280, 308), (348, 376)]:
+        s.arrow((cx, y), (cx, y2 - 1))
+    s.line((cx, 120), (cx, 137))
+    s.plus(cx, 146)
+    s.arrow((cx, 155), (cx, 171))
+    s.box(20, 80, 170, 40, ["`pos_emb`", "_learned positions"], "op")
+    s.text(20, 138, "(max_seq_len, n_embd)", CODE, "mono", anchor="start")
+    s.arrow((190, 100), (206, 100), (206, 146), (cx - 10, 146))
+    s.text(20, 176, "RoPE models have no pos_emb:", SMALL, anchor="start", color=MUTED)
+    s.text(20, 190, "they rotate q and k inside", SMALL, anchor="start", color=MUTED)
+    s.text(20, 204, "attention instead", SMALL, anchor="start", color=MUTED)
+    s.text(x0 - 14, 390, "cross_entropy with", SMALL, anchor="end")
+    s.text(x0 - 14, 404, "targets → loss", SMALL, anchor="end")
+    tie = [(x0 + w, 340), (662, 340), (662, 88), (x0 + w + 1, 88)]
+    s.arrow(*tie, color="green", dash=True)
+    s.text(656, 146, "tie_embeddings:", SMALL, anchor="end", color=ACCENT["green"])
+    s.text(656, 160, "one matrix", SMALL, anchor="end", color=ACCENT["green"])
+    return s
+
+
+def block() -> Svg:
+    "Block.forward: two residual branches, each normalised on the way in (pre-norm)."
+    s = Svg(680, 330, "A pre-norm transformer block")
+    sx = 110  # the residual stream
+    s.box(sx - 70, 10, 140, 34, ["`x  (B, T, C)`"], "data")
+    s.line((sx, 44), (sx, 110), width=3)
+    s.plus(sx, 120)
+    s.line((sx, 129), (sx, 220), width=3)
+    s.plus(sx, 230)
+    s.arrow((sx, 239), (sx, 275), width=3)
+    s.box(sx - 70, 276, 140, 34, ["`x  (B, T, C)`"], "data")
+    for y0, norm, f, what in [
+        (58, "norm1", "attn", "CausalSelfAttention"),
+        (168, "norm2", "mlp", "MLP"),
+    ]:
+        s.arrow((sx, y0 + 18), (200, y0 + 18))
+        s.box(201, y0, 92, 36, [f"`{norm}`"], "op")
+        s.arrow((293, y0 + 18), (330, y0 + 18))
+        s.box(331, y0, 170, 36, [f"`{f}`"], "op")
+        s.arrow((501, y0 + 18), (520, y0 + 18), (520, y0 + 62), (sx + 10, y0 + 62))
+        s.text(416, y0 + 52, what, SMALL, color=MUTED)
+    s.text(sx - 16, 175, "residual", SMALL, anchor="end", color=MUTED)
+    s.text(sx - 16, 189, "stream", SMALL, anchor="end", color=MUTED)
+    s.text(530, 80, "mixes positions:", SMALL, anchor="start", color=MUTED)
+    s.text(530, 94, "each reads earlier ones", SMALL, anchor="start", color=MUTED)
+    s.text(530, 190, "one position", SMALL, anchor="start", color=MUTED)
+    s.text(530, 204, "at a time", SMALL, anchor="start", color=MUTED)
     s.text(
-        10,
-        22,
-        f"a toy vocabulary of {len(vocab)} characters; the text {text!r} has ids {ids}",
-        SMALL,
+        201,
+        264,
+        "x = x + self.attn(self.norm1(x), rope, cache, layer)",
+        CODE,
+        "mono",
         anchor="start",
     )
-    x1, y1 = 60, 70  # one-hot: T rows, vocab columns
-    for j, ch in enumerate(vocab):
-        s.text(
-            x1 + j * c + c / 2,
-            y1 - 8,
-            repr(ch)[1:-1] if ch != " " else "␣",
-            CODE,
-            "mono",
-        )
-    for r, i in enumerate(ids):
-        s.text(
-            x1 - 8,
-            y1 + r * c + 16,
-            repr(text[r])[1:-1] if text[r] != " " else "␣",
-            CODE,
-            "mono",
-            anchor="end",
-        )
-        for j in range(len(vocab)):
-            on = j == i
-            s.cell(
-                x1 + j * c,
-                y1 + r * c,
-                c,
-                c,
-                "1" if on else "0",
-                colour[i] if on else WHITE,
-                "#7a7a7a",
-                SMALL,
-                color=INK if on else "#9a9a9a",
-            )
+    s.text(201, 282, "return x + self.mlp(self.norm2(x))", CODE, "mono", anchor="start")
     s.text(
-        x1 + len(vocab) * c / 2, y1 + len(ids) * c + 22, "one_hot(ids)", CODE, "mono"
-    )
-    s.text(x1 + len(vocab) * c / 2, y1 + len(ids) * c + 38, "(T, vocab)", CODE, "mono")
-    s.text(x1 + len(vocab) * c + 20, y1 + 66, "@", TITLE, "bold")
-    x2, y2 = 286, 46  # E: vocab rows, d columns
-    for j in range(len(vocab)):
-        for k in range(d):
-            s.cell(
-                x2 + k * c,
-                y2 + j * c,
-                c,
-                c,
-                "",
-                colour[j] if j in colour else "#f5f6f8",
-                "#7a7a7a",
-            )
-        s.text(x2 - 6, y2 + j * c + 16, str(j), SMALL, anchor="end", color=MUTED)
-    s.text(x2 + d * c / 2, y2 + len(vocab) * c + 22, "E = tok_emb.weight", CODE, "mono")
-    s.text(x2 + d * c / 2, y2 + len(vocab) * c + 38, "(vocab, n_embd)", CODE, "mono")
-    s.text(x2 + d * c + 24, y1 + 66, "=", TITLE, "bold")
-    x3 = 436
-    for r, i in enumerate(ids):
-        for k in range(d):
-            s.cell(x3 + k * c, y1 + r * c, c, c, "", colour[i], "#7a7a7a")
-        s.text(x3 + d * c + 8, y1 + r * c + 16, f"row {i} of E", SMALL, anchor="start")
-    s.text(x3 + d * c / 2, y1 + len(ids) * c + 22, "tok_emb(ids)", CODE, "mono")
-    s.text(x3 + d * c / 2, y1 + len(ids) * c + 38, "(T, n_embd)", CODE, "mono")
-    s.text(
-        10,
-        278,
-        "the product copies row i of E for each id i; the lookup does the same"
-        " without the multiplications by zero",
+        201,
+        306,
+        "pre-norm: the branches read a normalised copy; the stream",
         SMALL,
         anchor="start",
+        color=MUTED,
     )
     s.text(
-        10,
-        294,
-        "rows of ids absent from the text (grey) take no part, and get no gradient",
+        201,
+        321,
+        "itself is added to, never rescaled, until norm_f",
         SMALL,
         anchor="start",
         color=MUTED,
@@ -1009,9 +1010,6 @@ def activation_checkpointing() -> Svg:
     return s
 
 
-# --- Chapter 3: the KV cache ---------------------------------------------------------
-
-
 def kv_cache() -> Svg:
     "Prefill writes the prompt's keys and values; each decode step adds one position."
     s = Svg(680, 350, "The key-value cache in prefill and decode")
@@ -1080,7 +1078,8 @@ def kv_cache() -> Svg:
     s.text(
         10,
         312,
-        "cache.k, cache.v: (n_layer, B, n_kv_head, max_seq_len, head_dim), allocated once",
+        "cache.k, cache.v: (n_layer, B, n_kv_head, max_seq_len, head_dim),"
+        " allocated once",
         CODE - 1,
         "mono",
         anchor="start",
@@ -1096,7 +1095,7 @@ def kv_cache() -> Svg:
     return s
 
 
-# --- Chapter 4: training ---------------------------------------------------------------
+# --- Chapter 4: training --------------------------------------------------------------
 
 
 def accumulation() -> Svg:
@@ -1216,6 +1215,103 @@ def collectives() -> Svg:
     return s
 
 
+def parallelism3d() -> Svg:
+    "Data, tensor and pipeline parallelism on two ranks: what each holds and sends."
+    s = Svg(680, 336, "Three ways to split training: data, tensor and pipeline")
+    panels = [
+        ("Data parallel", ["whole model on each rank,", "different rows of the batch"],
+         [["layers 1–4"], ["layers 1–4"]], [["rows 0–3"], ["rows 4–7"]],
+         ["all-reduce: gradients,", "once a step"],
+         ["DDP; FSDP also shards", "the weights (ZeRO-3)"]),
+        ("Tensor parallel", ["every layer split across", "ranks, the same rows"],
+         [["heads 1–2,", "half MLP"], ["heads 3–4,", "half MLP"]],
+         [["rows 0–7"], ["rows 0–7"]],
+         ["all-reduce: activations,", "twice a block"],
+         ["Megatron: column- and", "row-parallel layers"]),
+        ("Pipeline parallel",
+         ["consecutive layers on each", "rank, micro-batches flow"],
+         [["layers 1–2"], ["layers 3–4"]], [["micro-", "batches"], None],
+         ["send activations forward,", "gradients back"],
+         ["schedules: GPipe, 1F1B"]),
+    ]  # fmt: skip
+    for p, (title, sub, models, data, comm, note) in enumerate(panels):
+        px = 10 + p * 226
+        s.text(px + 105, 22, title, TITLE, "bold")
+        for i, line in enumerate(sub):
+            s.text(px + 105, 40 + 15 * i, line, SMALL)
+        for r in range(2):
+            x = px + r * 122
+            s.rect(x, 70, 88, 180, "plain", dash=True)
+            s.text(x + 44, 86, f"rank {r}", SMALL, color=MUTED)
+            s.box(x + 4, 96, 80, 44, [f"_{m}" for m in models[r]], "op")
+            if data[r]:
+                s.box(x + 4, 198, 80, 40, [f"_{d}" for d in data[r]], "data")
+                s.arrow((x + 44, 198), (x + 44, 141))
+        if p < 2:
+            s.arrow((px + 90, 118), (px + 120, 118), color="red", both=True)
+        else:
+            s.arrow((px + 90, 108), (px + 120, 108), color="red")
+            s.arrow((px + 120, 128), (px + 90, 128), color="red")
+        for i, line in enumerate(comm):
+            s.text(px + 105, 270 + 15 * i, line, SMALL, color=ACCENT["red"])
+        for i, line in enumerate(note):
+            s.text(px + 105, 312 + 15 * i, line, SMALL, color=MUTED)
+    return s
+
+
+def tensor_parallel() -> Svg:
+    "The MLP split over two ranks: column-parallel up_proj, row-parallel down_proj."
+    s = Svg(680, 318, "Tensor parallelism of the MLP on two ranks")
+    s.box(10, 108, 84, 50, ["`x`", "`(B, T, C)`"], "data")
+    for r in range(2):
+        y = 14 + r * 130
+        s.rect(116, y, 380, 108, "plain", dash=True)
+        s.text(124, y + 18, f"rank {r}", SMALL, anchor="start", color=MUTED)
+        s.arrow((94, 133), (104, 133), (104, y + 62), (127, y + 62))
+        half = ("first", "last")[r]
+        s.box(126, y + 38, 136, 48, ["`up_proj`", f"_{half} H/2 columns"], "op")
+        s.arrow((262, y + 62), (271, y + 62))
+        s.box(272, y + 38, 52, 48, ["`GELU`"], "op")
+        s.arrow((324, y + 62), (333, y + 62))
+        s.box(334, y + 38, 130, 48, ["`down_proj`", f"_{half} H/2 rows"], "op")
+        s.arrow(
+            (464, y + 62),
+            (530, y + 62),
+            (530, 118 + r * 30),
+            (547, 118 + r * 30),
+            color="red",
+        )
+        s.text(506, y + 56, f"y{r}", SMALL, color=ACCENT["red"])
+    s.box(548, 100, 122, 66, ["`all_reduce`", "_y = y0 + y1"], "comm")
+    s.arrow((609, 166), (609, 193))
+    s.box(560, 194, 98, 44, ["`(B, T, C)`"], "data")
+    s.text(
+        10,
+        276,
+        "ColumnParallelLinear: each rank computes half of the H hidden units,"
+        " no communication;",
+        SMALL,
+        anchor="start",
+    )
+    s.text(
+        10,
+        292,
+        "RowParallelLinear: each multiplies its half by its rows of down_proj;"
+        " one all_reduce sums",
+        SMALL,
+        anchor="start",
+    )
+    s.text(
+        10,
+        310,
+        "attention splits the same way: each rank holds n_head / 2 heads",
+        SMALL,
+        anchor="start",
+        color=MUTED,
+    )
+    return s
+
+
 def pipeline_schedule(p: int, m: int, kind: str) -> dict:
     "Start time of each (stage, 'F'|'B', micro-batch), one time unit an op, simulated."
     orders = []
@@ -1307,103 +1403,7 @@ def pipeline_bubble() -> Svg:
     return s
 
 
-def tensor_parallel() -> Svg:
-    "The MLP split over two ranks: column-parallel up_proj, row-parallel down_proj."
-    s = Svg(680, 318, "Tensor parallelism of the MLP on two ranks")
-    s.box(10, 108, 84, 50, ["`x`", "`(B, T, C)`"], "data")
-    for r in range(2):
-        y = 14 + r * 130
-        s.rect(116, y, 380, 108, "plain", dash=True)
-        s.text(124, y + 18, f"rank {r}", SMALL, anchor="start", color=MUTED)
-        s.arrow((94, 133), (104, 133), (104, y + 62), (127, y + 62))
-        half = ("first", "last")[r]
-        s.box(126, y + 38, 136, 48, ["`up_proj`", f"_{half} H/2 columns"], "op")
-        s.arrow((262, y + 62), (271, y + 62))
-        s.box(272, y + 38, 52, 48, ["`GELU`"], "op")
-        s.arrow((324, y + 62), (333, y + 62))
-        s.box(334, y + 38, 130, 48, ["`down_proj`", f"_{half} H/2 rows"], "op")
-        s.arrow(
-            (464, y + 62),
-            (530, y + 62),
-            (530, 118 + r * 30),
-            (547, 118 + r * 30),
-            color="red",
-        )
-        s.text(506, y + 56, f"y{r}", SMALL, color=ACCENT["red"])
-    s.box(548, 100, 122, 66, ["`all_reduce`", "_y = y0 + y1"], "comm")
-    s.arrow((609, 166), (609, 193))
-    s.box(560, 194, 98, 44, ["`(B, T, C)`"], "data")
-    s.text(
-        10,
-        276,
-        "ColumnParallelLinear: each rank computes half of the H hidden units,"
-        " no communication;",
-        SMALL,
-        anchor="start",
-    )
-    s.text(
-        10,
-        292,
-        "RowParallelLinear: each multiplies its half by its rows of down_proj;"
-        " one all_reduce sums",
-        SMALL,
-        anchor="start",
-    )
-    s.text(
-        10,
-        310,
-        "attention splits the same way: each rank holds n_head / 2 heads",
-        SMALL,
-        anchor="start",
-        color=MUTED,
-    )
-    return s
-
-
-def parallelism3d() -> Svg:
-    "Data, tensor and pipeline parallelism on two ranks: what each rank holds and sends."
-    s = Svg(680, 336, "Three ways to split training: data, tensor and pipeline")
-    panels = [
-        ("Data parallel", ["whole model on each rank,", "different rows of the batch"],
-         [["layers 1–4"], ["layers 1–4"]], [["rows 0–3"], ["rows 4–7"]],
-         ["all-reduce: gradients,", "once a step"],
-         ["DDP; FSDP also shards", "the weights (ZeRO-3)"]),
-        ("Tensor parallel", ["every layer split across", "ranks, the same rows"],
-         [["heads 1–2,", "half MLP"], ["heads 3–4,", "half MLP"]],
-         [["rows 0–7"], ["rows 0–7"]],
-         ["all-reduce: activations,", "twice a block"],
-         ["Megatron: column- and", "row-parallel layers"]),
-        ("Pipeline parallel", ["consecutive layers on each", "rank, micro-batches flow"],
-         [["layers 1–2"], ["layers 3–4"]], [["micro-", "batches"], None],
-         ["send activations forward,", "gradients back"],
-         ["schedules: GPipe, 1F1B"]),
-    ]  # fmt: skip
-    for p, (title, sub, models, data, comm, note) in enumerate(panels):
-        px = 10 + p * 226
-        s.text(px + 105, 22, title, TITLE, "bold")
-        for i, line in enumerate(sub):
-            s.text(px + 105, 40 + 15 * i, line, SMALL)
-        for r in range(2):
-            x = px + r * 122
-            s.rect(x, 70, 88, 180, "plain", dash=True)
-            s.text(x + 44, 86, f"rank {r}", SMALL, color=MUTED)
-            s.box(x + 4, 96, 80, 44, [f"_{m}" for m in models[r]], "op")
-            if data[r]:
-                s.box(x + 4, 198, 80, 40, [f"_{d}" for d in data[r]], "data")
-                s.arrow((x + 44, 198), (x + 44, 141))
-        if p < 2:
-            s.arrow((px + 90, 118), (px + 120, 118), color="red", both=True)
-        else:
-            s.arrow((px + 90, 108), (px + 120, 108), color="red")
-            s.arrow((px + 120, 128), (px + 90, 128), color="red")
-        for i, line in enumerate(comm):
-            s.text(px + 105, 270 + 15 * i, line, SMALL, color=ACCENT["red"])
-        for i, line in enumerate(note):
-            s.text(px + 105, 312 + 15 * i, line, SMALL, color=MUTED)
-    return s
-
-
-# --- Chapter 5: evaluation -------------------------------------------------------------
+# --- Chapter 5: evaluation ------------------------------------------------------------
 
 
 def strided_windows(n: int, window: int, stride: int) -> list[tuple[int, int, int]]:
@@ -1474,7 +1474,7 @@ def perplexity_stride() -> Svg:
 
 
 def mmlu_letter() -> Svg:
-    "Multiple choice by likelihood: which letter does the model find most probable next?"
+    "Multiple choice by likelihood: which letter does the model find most probable?"
     s = Svg(680, 300, "Scoring a multiple-choice question by likelihood")
     lines = [
         ("The following are multiple choice", MUTED),
@@ -1535,7 +1535,7 @@ def mmlu_letter() -> Svg:
     return s
 
 
-# --- Appendix A: post-training -------------------------------------------------------
+# --- Appendix A: post-training --------------------------------------------------------
 
 
 def chat_mask() -> Svg:
@@ -1694,39 +1694,38 @@ def dpo_flow() -> Svg:
     return s
 
 
-# --- Writing and checking ------------------------------------------------------------
+# --- Writing and checking -------------------------------------------------------------
 
 
 def figures() -> dict[str, Svg]:
-    "Every figure this script draws, by file name."
+    "Every figure this script draws, by file name, in the order of the book."
     out = {"pipeline.svg": roadmap()}
     out.update({f"roadmap-{k}.svg": roadmap(k) for k in [*CHAPTERS, "B"]})
-    out.update(
-        {
-            "model-overview.svg": model_overview(),
-            "block.svg": block(),
-            "attention-flow.svg": attention_flow(),
-            "heads-gqa.svg": heads_gqa(),
-            "rope-pairs.svg": rope_pairs(),
-            "kv-cache.svg": kv_cache(),
-            "embedding-product.svg": embedding_product(),
-            "activation-checkpointing.svg": activation_checkpointing(),
-            "data-pipeline.svg": data_pipeline(),
-            "bpe-merges.svg": bpe_walkthrough(),
-            "lsh-bands.svg": lsh_banding(),
-            "packing.svg": packing(),
-            "accumulation.svg": accumulation(),
-            "collectives.svg": collectives(),
-            "pipeline-bubble.svg": pipeline_bubble(),
-            "tensor-parallel.svg": tensor_parallel(),
-            "parallelism3d.svg": parallelism3d(),
-            "perplexity-stride.svg": perplexity_stride(),
-            "mmlu-letter.svg": mmlu_letter(),
-            "chat-mask.svg": chat_mask(),
-            "lora.svg": lora(),
-            "dpo-flow.svg": dpo_flow(),
-        }
-    )
+    for name, draw in [
+        ("embedding-product", embedding_product),
+        ("rope-pairs", rope_pairs),
+        ("attention-flow", attention_flow),
+        ("heads-gqa", heads_gqa),
+        ("data-pipeline", data_pipeline),
+        ("bpe-merges", bpe_walkthrough),
+        ("lsh-bands", lsh_banding),
+        ("packing", packing),
+        ("model-overview", model_overview),
+        ("block", block),
+        ("activation-checkpointing", activation_checkpointing),
+        ("kv-cache", kv_cache),
+        ("accumulation", accumulation),
+        ("collectives", collectives),
+        ("parallelism3d", parallelism3d),
+        ("tensor-parallel", tensor_parallel),
+        ("pipeline-bubble", pipeline_bubble),
+        ("perplexity-stride", perplexity_stride),
+        ("mmlu-letter", mmlu_letter),
+        ("chat-mask", chat_mask),
+        ("lora", lora),
+        ("dpo-flow", dpo_flow),
+    ]:
+        out[f"{name}.svg"] = draw()
     return out
 
 
