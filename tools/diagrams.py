@@ -7,8 +7,11 @@ Plain Python writing SVG text, so the figures need nothing but this file. All of
 share one visual language: the palette in `KINDS`, Libertinus Serif (bundled with typst,
 the serif every PDF build has) for words, DejaVu Sans Mono for code, 1.4 px outlines and
 one arrow head. Browsers without Libertinus fall back to a wider serif, so every text is
-measured with DejaVu Serif's advance widths (the widest fallback) and a text that would
-leave its box or the canvas raises an error instead of being drawn.
+measured with DejaVu Serif's advance widths (the widest fallback), and a text that would
+leave its box or the canvas, or overlap another label, raises an error instead of being
+drawn. Numbers inside the figures (BPE merges, pipeline schedules, LSH probabilities,
+parameter counts) are computed here, not typed. tests/test_diagrams.py checks that the
+committed files are what this script draws.
 """
 
 import argparse
