@@ -24,7 +24,9 @@ The last line is a summary.
 """
 
 import argparse
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import pickle
@@ -39,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from llmbook.model import GPTConfig, flops_per_token, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12)
@@ -164,7 +168,8 @@ def load_nanogpt(checkout: Path, ckpt: Path) -> torch.nn.Module:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    model = module.GPT(module.GPTConfig(**state["model_args"]))
+    with contextlib.redirect_stdout(io.StringIO()):  # its parameter count, said again
+        model = module.GPT(module.GPTConfig(**state["model_args"]))
     weights = {k.removeprefix("_orig_mod."): v for k, v in state["model"].items()}
     model.load_state_dict(weights)
     return model
@@ -199,8 +204,6 @@ def run_llmbook(args, data: Path, out: Path) -> dict:
     r["precision"] = ("bf16" if "bf16 autocast" in said else "fp32") + (
         " + compile" if "compiled" in said else ""
     )
-    from llmbook.model import load_checkpoint
-
     r["model"] = load_checkpoint(out / "final")
     return r
 
@@ -258,6 +261,11 @@ def main():
     torch.set_num_threads(args.threads)
     shapes = step_matmuls(vocab)
     step_flops = sum(2 * b * m * k * n for b, m, k, n in shapes)
+    shape = {k: RECIPE[k] for k in ("n_layer", "n_head", "n_embd")}
+    cfg = GPTConfig.gpt2(vocab_size=vocab, max_seq_len=64, bias=False, **shape)
+    tokens = RECIPE["batch_size"] * RECIPE["block_size"]
+    # the products timed for the peak are those Chapter 3 counts for the model
+    assert step_flops == flops_per_token(cfg, seq_len=64) * tokens
     peak = {
         name: matmul_peak(shapes, dtype, args.peak_seconds)
         for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
@@ -294,7 +302,6 @@ def main():
             flush=True,
         )
 
-    tokens = RECIPE["batch_size"] * RECIPE["block_size"]
     ratios = [a["ms"] / b["ms"] for a, b in zip(results["nanoGPT"], results["llmbook"])]
     median = {
         name: {
