@@ -75,11 +75,11 @@ def test_no_processes_left_behind():
             ["ps", "-eo", "uid=,stat="], capture_output=True, text=True
         ).stdout.split("\n")
         alive = [
-            l
-            for l in ps
-            if l.split()
-            and int(l.split()[0]) == uid
-            and not l.split()[1].startswith("Z")
+            line
+            for line in ps
+            if line.split()
+            and int(line.split()[0]) == uid
+            and not line.split()[1].startswith("Z")
         ]
         assert not alive, alive
 

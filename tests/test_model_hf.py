@@ -11,7 +11,7 @@ import torch
 transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()
 
-from llmbook.model import (
+from llmbook.model import (  # noqa: E402 (after the transformers import check)
     GPT,
     GPTConfig,
     export_hf,

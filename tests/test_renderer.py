@@ -1,7 +1,14 @@
 """The fallback renderer's numbering and markdown handling, on small inputs."""
 
+import json
+import os
+import re
+from pathlib import Path
+
 import book
 import nbformat
+import pytest
+from pypdf import PdfReader
 
 
 def test_split_fences_keeps_code_apart():
@@ -97,3 +104,130 @@ def test_duplicate_labels_are_refused():
         assert "#fig-same" in str(e) and "Figure 1.1" in str(e)
     else:
         raise AssertionError("a label used twice must stop the build")
+
+
+# ---------------------------------------------------------------------------- the page
+def test_output_wraps_with_a_mark_and_keeps_indentation():
+    line = "    " + " ".join(f"word{i}" for i in range(40))
+    wrapped = book.wrap_output(line + "\n" + "x" * 200).splitlines()
+    assert all(len(w) <= book.PAGE_WIDTH for w in wrapped)
+    assert wrapped[0].startswith("    word0") and not wrapped[0].startswith("    ↪")
+    assert wrapped[1].startswith("    ↪ word")  # indented, marked
+    assert [w for w in wrapped if w.startswith("x")] == ["x" * book.PAGE_WIDTH]
+    assert wrapped[-1].startswith("↪ x")
+    joined = " ".join(w.replace("↪", "").strip() for w in wrapped[:-3])
+    assert joined.split() == line.split()  # nothing lost
+
+
+def pdf_lines(tmp_path, md):
+    pdf = book.Renderer(out_dir=tmp_path).pdf(md, tmp_path / "piece.pdf")
+    return [
+        t.strip()
+        for page in PdfReader(pdf).pages
+        for t in page.extract_text().splitlines()
+    ]
+
+
+def test_page_holds_88_characters_of_code(tmp_path):
+    """A line of 88 characters prints as one line; a wider one is broken (so the
+    check can fail)."""
+    fits = "".join(str(i % 10) for i in range(book.PAGE_WIDTH))
+    wide = " ".join(["abcdefg"] * 13)  # 103 characters
+    lines = pdf_lines(
+        tmp_path, f"# T\n\n```python\n{fits}\n```\n\n```python\n{wide}\n```\n"
+    )
+    assert fits in lines
+    assert wide not in lines and any(t.startswith("abcdefg abcdefg") for t in lines)
+
+
+# ---------------------------------------------------------------------------- exercises
+FIXTURE = Path(__file__).parent / "fixtures" / "exercises.ipynb"
+
+
+@pytest.fixture(scope="module")
+def executed_fixture():
+    nb, _ = book.execute_notebook(FIXTURE, timeout=120)
+    return nb
+
+
+def test_solutions_execute_and_a_wrong_one_fails(executed_fixture, tmp_path):
+    outputs = [o for c in executed_fixture.cells for o in c.get("outputs", [])]
+    assert any("doubled: 4" in o.get("text", "") for o in outputs)
+    nb = nbformat.read(FIXTURE, as_version=4)
+    nb.cells[6].source = nb.cells[6].source.replace("x == 2", "x == 3")
+    wrong = tmp_path / "wrong.ipynb"
+    nbformat.write(nb, wrong)
+    with pytest.raises(book.BuildError, match="x changed"):
+        book.execute_notebook(wrong, timeout=120)
+
+
+def test_solutions_fold_under_their_exercise(executed_fixture):
+    out = book.process_notebook(executed_fixture)
+    sources = [c.source for c in out.cells]
+    assert not any("solution:" in s for s in sources), "directive lines never printed"
+    opened = [i for i, s in enumerate(sources) if s == book.SOLUTION_OPEN]
+    closed = [i for i, s in enumerate(sources) if s == book.SOLUTION_CLOSE]
+    assert len(opened) == len(closed) == 2  # one folded box per exercise
+    first = sources[opened[0] + 1 : closed[0]]
+    assert first[0].startswith("y = 2 * x") and first[1].startswith("Doubling is")
+    assert [c.metadata.get("solution") for c in out.cells].count("exr-tiny-double") == 2
+
+
+def test_exercises_numbered_and_solutions_in_print(executed_fixture, tmp_path):
+    processed = book.process_notebook(executed_fixture)
+    path = tmp_path / "tiny.ipynb"
+    nbformat.write(processed, path)
+    r = book.Renderer(out_dir=tmp_path)
+    chapter = r.number_chapter(r.notebook_markdown(path), "3", front=False)
+    assert r.crossref["exr-tiny-double"] == "Exercise 3.1"
+    assert r.crossref["exr-tiny-check"] == "Exercise 3.2"
+    appendix = book.notebook_solutions(processed, "Chapter 3: Tiny", tmp_path, "tiny")
+    assert "### Solution to @exr-tiny-double" in appendix
+    assert "doubled: 4" in appendix and "solution:" not in appendix
+    md = chapter + "\n\n# Solutions {.unnumbered}\n\n" + appendix
+
+    typ = re.sub(r"[ \n]+", " ", r.convert(md, "typst"))
+    body, solutions = typ.split("Solutions", 1)
+    assert "Exercise 3.1" in body and "(Double it)" in body
+    assert "y = 2 \\* x" not in body and "y = 2 * x" not in body  # not in the chapter
+    assert (
+        "y = 2 * x" in solutions and "Solution to #link(<exr-tiny-double>)" in solutions
+    )
+
+    page = re.sub(r"[ \n]+", " ", r.convert(md, "html5"))
+    chapter_html = page.split("Solutions", 1)[0]
+    assert '<details class="callout callout-tip solution">' in chapter_html
+    assert "<summary" in chapter_html and "y <span" in chapter_html
+    assert 'href="#exr-tiny-double">Exercise 3.1</a>' in chapter_html
+
+
+# ---------------------------------------------------------------------------- the book's model
+def test_book_model_trained_once_and_rebuilt_on_change(tmp_path, monkeypatch):
+    """The build trains the book's model with the CLI, reuses it while its config and
+    the library are unchanged, retrains when the config changes, and tells kernels."""
+    config = json.loads(book.BOOK_MODEL_CONFIG.read_text())
+    config["train"].update(max_steps=2, eval_every=2, ckpt_every=2, eval_batches=1)
+    config["train"].update(batch_size=2, block_size=16)
+    config["model"] = {"preset": "tiny", "n_layer": 1, "max_seq_len": 16}
+    path = tmp_path / "book-model.json"
+    path.write_text(json.dumps(config))
+    monkeypatch.setattr(book, "BOOK_MODEL_CONFIG", path)
+    monkeypatch.setattr(book, "BOOK_MODEL_DIR", tmp_path / "model")
+    monkeypatch.delenv(book.BOOK_MODEL_ENV, raising=False)
+    from llmbook.data import pack_tokens
+    from llmbook.foundations import load_encoding
+
+    line = "To be, or not to be, that is the question. "
+    text = {"hamlet": line * 40, "ophelia": line * 40}
+    pack_tokens(text, load_encoding("gpt2"), book.book_model_tokens(), val_fraction=0.5)
+
+    final = book.ensure_book_model()
+    assert final.exists() and os.environ[book.BOOK_MODEL_ENV] == str(final)
+    stamp = tmp_path / "model" / "stamp.json"
+    first = stamp.read_text()
+    assert book.ensure_book_model() == final and stamp.read_text() == first  # cached
+
+    config["train"]["seed"] = 1
+    path.write_text(json.dumps(config))
+    book.ensure_book_model()
+    assert stamp.read_text() != first  # a new config trains again

@@ -64,3 +64,117 @@ def test_chapter_modules_import():
     ]
     for m in mods:
         importlib.import_module(f"llmbook.{m}")
+
+
+# ---------------------------------------------------------------------------- the page
+PAGE_WIDTH = 88  # characters of code the book's page holds (pyproject.toml, book.typ)
+MAX_EXPORTED_LINES = 50
+EXPORT_FLAGS = {"export", "exports", "exporti"}
+
+
+def shown_code(nb_path):
+    """(cell index, flags, code) of each code cell the book prints, directives removed.
+
+    The same rules as the build (`book.process_notebook`): `#| hide`, `include: false`
+    and `echo: false` cells are not printed; the `#|` lines themselves never are."""
+    nb = nbformat.read(nb_path, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        directives, body = book.split_directives(cell.source)
+        flags, options = book.parse_directives(directives)
+        if "hide" in flags or options.get("include") is False:
+            continue
+        if options.get("echo") is False or not body.strip():
+            continue
+        yield i, flags, body
+
+
+def too_wide(nb_path, width=PAGE_WIDTH):
+    return [
+        f"{nb_path.name} cell {i} line {n}: {len(line)} characters: {line.strip()[:60]}"
+        for i, _, body in shown_code(nb_path)
+        for n, line in enumerate(body.splitlines(), 1)
+        if len(line) > width
+    ]
+
+
+def too_long(nb_path, limit=MAX_EXPORTED_LINES):
+    """Exported cells (printed or hidden) longer than `limit` lines."""
+    found = []
+    for i, cell in enumerate(nbformat.read(nb_path, as_version=4).cells):
+        directives, body = book.split_directives(cell.source)
+        flags, _ = book.parse_directives(directives)
+        n = len(body.rstrip().splitlines())
+        if cell.cell_type == "code" and flags & EXPORT_FLAGS and n > limit:
+            found.append(f"{nb_path.name} cell {i}: {n} lines exported")
+    return found
+
+
+def test_shown_code_fits_the_page():
+    """Every code line the book prints is at most 88 characters: the page holds no more."""
+    wide = [w for path in book.notebooks() for w in too_wide(path)]
+    assert not wide, (
+        f"{len(wide)} code lines are wider than the page ({PAGE_WIDTH} characters); "
+        "rewrap them (`ruff format`, then strings and comments by hand):\n"
+        + "\n".join(wide[:40])
+    )
+
+
+def test_exported_cells_are_small():
+    """An exported cell is one idea: at most 50 lines, then prose or a check."""
+    long = [x for path in book.notebooks() for x in too_long(path)]
+    assert not long, (
+        f"exported cells longer than {MAX_EXPORTED_LINES} lines; split them:\n"
+        + "\n".join(long)
+    )
+
+
+def test_page_checks_catch_a_bad_cell(tmp_path):
+    """The two checks above fail on a deliberately bad notebook and pass on its fix."""
+    nb = nbformat.v4.new_notebook()
+    wide = "x = " + "1 + " * 30 + "1"
+    nb.cells = [
+        nbformat.v4.new_code_cell("#| hide\n" + wide),  # hidden: not printed
+        nbformat.v4.new_code_cell("#| echo: false\n" + wide),  # output only
+        nbformat.v4.new_code_cell("#| export\n" + "y = 1\n" * 51),
+        nbformat.v4.new_code_cell("#| export\n#| hide\n" + "z = 1\n" * 51),
+        nbformat.v4.new_code_cell("a = 1\n" + wide),
+    ]
+    path = tmp_path / "bad.ipynb"
+    nbformat.write(nb, path)
+    assert too_wide(path) == [
+        f"bad.ipynb cell 4 line 2: {len(wide)} characters: {wide[:60]}"
+    ]
+    assert too_long(path) == [
+        "bad.ipynb cell 2: 51 lines exported",
+        "bad.ipynb cell 3: 51 lines exported",
+    ]
+    nb.cells[4].source = "a = 1\nx = (\n    1 + 1\n)"
+    nb.cells[2].source = "#| export\n" + "y = 1\n" * 50
+    nb.cells[3].source = "#| export\n#| hide\n" + "z = 1\n" * 50
+    nbformat.write(nb, path)
+    assert too_wide(path) == [] and too_long(path) == []
+
+
+def ruff(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_ruff_lint_and_format():
+    """ruff (config in pyproject.toml): lint and format over the notebooks, tools/, tests/
+    and bench/; lint only over the generated llmbook/."""
+    sources = [str(p.relative_to(ROOT)) for p in book.notebooks()]
+    sources += ["tools", "tests", "bench"]
+    lint = ruff("check", "--output-format", "concise", *sources, "llmbook")
+    assert lint.returncode == 0, f"ruff check:\n{lint.stdout[-6000:]}{lint.stderr}"
+    fmt = ruff("format", "--check", *sources)
+    assert fmt.returncode == 0, (
+        "ruff format --check (run `ruff format` on these):\n"
+        f"{fmt.stdout[-6000:]}{fmt.stderr}"
+    )

@@ -86,8 +86,8 @@ def test_train_and_resume(tmp_path):
     assert "from step 6 to 9" in r.stderr
     assert (tmp_path / "run" / "final" / "model.safetensors").exists()
     log = [
-        json.loads(l)
-        for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+        json.loads(line)
+        for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     ]
     assert [m["step"] for m in log] == list(range(1, 10)) and "val_loss" in log[2]
 

@@ -92,7 +92,9 @@ def last_step(log: Path) -> int:
     if not log.exists():
         return 0
     steps = [
-        json.loads(l)["step"] for l in log.read_text().splitlines() if l.endswith("}")
+        json.loads(line)["step"]
+        for line in log.read_text().splitlines()
+        if line.endswith("}")
     ]
     return max(steps, default=0)
 
@@ -115,7 +117,7 @@ def test_sigkill_worker_then_restart_matches_uninterrupted(tmp_path):
     )
     out, err = run.communicate(timeout=300)
     assert run.returncode == 0, err[-3000:]
-    steps = [json.loads(l)["step"] for l in log.read_text().splitlines()]
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
     assert len(steps) > len(
         set(steps)
     )  # steps after the checkpoint ran twice: it restarted

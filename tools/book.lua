@@ -21,12 +21,13 @@ function Meta(meta)
   end
 end
 
--- @fig-x, @tbl-x, @sec-x, @eq-x become links whose text is the number ("Figure 1.2").
+-- @fig-x, @tbl-x, @sec-x, @eq-x, @exr-x become links whose text is the number ("Figure 1.2").
 function Cite(cite)
   local out = pandoc.Inlines({})
   for i, c in ipairs(cite.citations) do
     local id = c.id
-    if not id:match("^fig%-") and not id:match("^tbl%-") and not id:match("^sec%-") and not id:match("^eq%-") then
+    local prefix = id:match("^(%a+)%-")
+    if not (prefix == "fig" or prefix == "tbl" or prefix == "sec" or prefix == "eq" or prefix == "exr") then
       return nil -- a bibliography citation: citeproc's job
     end
     local text = crossref[id]
@@ -68,9 +69,57 @@ local function callout(div, kind)
     return blocks
   end
   local heading = title or pandoc.Inlines({pandoc.Str(kind:sub(1, 1):upper() .. kind:sub(2))})
+  local classes = {"callout", "callout-" .. kind}
+  for _, c in ipairs(div.classes) do
+    if not c:match("^callout") then table.insert(classes, c) end
+  end
+  if div.attributes["collapse"] == "true" then  -- folded: a <details> the reader opens
+    local blocks = pandoc.List({pandoc.RawBlock("html",
+      '<details class="' .. table.concat(classes, " ") .. '"><summary class="callout-title">' ..
+      pandoc.write(pandoc.Pandoc({pandoc.Plain(heading)}), "html"):gsub("%s+$", "") .. "</summary>")})
+    blocks:extend(body)
+    blocks:insert(pandoc.RawBlock("html", "</details>"))
+    return blocks
+  end
   local blocks = pandoc.List({pandoc.Div(pandoc.Plain(heading), pandoc.Attr("", {"callout-title"}))})
   blocks:extend(body)
-  return pandoc.Div(blocks, pandoc.Attr(div.identifier, {"callout", "callout-" .. kind}))
+  return pandoc.Div(blocks, pandoc.Attr(div.identifier, classes))
+end
+
+-- Exercises: ::: {#exr-x .exercise number="3.2"} with an optional "## Title" first
+-- (tools/book.py numbers them per chapter, as Quarto does).
+local function exercise(div)
+  local title = nil
+  local body = div.content
+  if #body > 0 and body[1].t == "Header" then
+    title = body[1].content
+    body = pandoc.List({table.unpack(body, 2)})
+  end
+  local label = pandoc.Inlines({pandoc.Strong({pandoc.Str("Exercise"), pandoc.Space(),
+    pandoc.Str(div.attributes["number"] or "?")})})
+  if title then
+    label:insert(pandoc.Space())
+    label:insert(pandoc.Str("("))
+    label:extend(title)
+    label:insert(pandoc.Str(")"))
+  end
+  if is_typst() then
+    local blocks = pandoc.List({pandoc.RawBlock("typst", "#exercise(title: [" .. typst_inlines(label) .. "])[")})
+    blocks:extend(body)
+    blocks:insert(pandoc.RawBlock("typst", "] <" .. div.identifier .. ">"))
+    return blocks
+  end
+  local blocks = pandoc.List({pandoc.Div(pandoc.Plain(label), pandoc.Attr("", {"exercise-title"}))})
+  blocks:extend(body)
+  return pandoc.Div(blocks, pandoc.Attr(div.identifier, {"exercise"}))
+end
+
+-- Quarto's conditional content: ::: {.content-visible when-format="html"} (or
+-- .content-hidden); "pdf" and "typst" name the printed book.
+local function format_matches(when)
+  if when == nil then return true end
+  if is_typst() then return when == "typst" or when == "pdf" end
+  return when == "html"
 end
 
 -- Numbered display equations: a Div {#eq-x .numbered-equation number="1.2"} around $$...$$.
@@ -89,6 +138,13 @@ local function numbered_equation(div)
 end
 
 function Div(div)
+  if div.classes:includes("content-visible") then
+    return format_matches(div.attributes["when-format"]) and div.content or {}
+  end
+  if div.classes:includes("content-hidden") then
+    return format_matches(div.attributes["when-format"]) and {} or div.content
+  end
+  if div.classes:includes("exercise") then return exercise(div) end
   local kind = callout_kind(div)
   if kind then return callout(div, kind) end
   if div.classes:includes("numbered-equation") then return numbered_equation(div) end

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -173,8 +174,82 @@ def is_up_to_date(src: Path) -> bool:
         return False
     meta = nbformat.read(out, as_version=4).metadata.get("llmbook", {})
     return (
-        meta.get("source_sha") == _sha(src) and meta.get("library_sha") == library_sha()
+        meta.get("source_sha") == _sha(src)
+        and meta.get("library_sha") == library_sha()
+        and meta.get("book_model")
+        == (book_model_key() if uses_book_model(src) else None)
     )
+
+
+# ---------------------------------------------------------------------------- the book's model
+BOOK_MODEL_CONFIG = ROOT / "configs" / "book-model.json"
+BOOK_MODEL_DIR = PROC / "book-model"
+BOOK_MODEL_ENV = "LLMBOOK_BOOK_MODEL"  # kernels find the trained checkpoint here
+
+
+def uses_book_model(src: Path) -> bool:
+    """A notebook that reads the book's model names its environment variable."""
+    return BOOK_MODEL_ENV in src.read_text(encoding="utf-8")
+
+
+def book_model_key() -> str | None:
+    """What the book's model depends on: its config and the library (None: no model)."""
+    if not BOOK_MODEL_CONFIG.exists():
+        return None
+    return f"{_sha(BOOK_MODEL_CONFIG)}-{library_sha()}"
+
+
+def book_model_tokens() -> Path:
+    """Where the book's model's packed tokens go: kept while the config's data section
+    and the library are unchanged (packing is the slow part of a small run)."""
+    data = json.loads(BOOK_MODEL_CONFIG.read_text()).get("data", {})
+    key = hashlib.sha256((json.dumps(data, sort_keys=True) + library_sha()).encode())
+    return BOOK_MODEL_DIR / f"data-{key.hexdigest()[:12]}"
+
+
+def ensure_book_model() -> Path | None:
+    """Train the book's running model once with the command line (`llmbook train
+    configs/book-model.json`), cached in `_proc/book-model/` until its config or the
+    library changes, and tell the notebooks' kernels where its final checkpoint is
+    (environment variable LLMBOOK_BOOK_MODEL). None where the book has no model config."""
+    key = book_model_key()
+    if key is None:
+        return None
+    final = BOOK_MODEL_DIR / "run" / "final"
+    stamp = BOOK_MODEL_DIR / "stamp.json"
+    cached = stamp.exists() and json.loads(stamp.read_text()).get("key") == key
+    if not (cached and final.exists()):
+        tokens = book_model_tokens()
+        if BOOK_MODEL_DIR.exists():
+            for old in BOOK_MODEL_DIR.iterdir():
+                if old != tokens:
+                    (shutil.rmtree if old.is_dir() else Path.unlink)(old)
+        BOOK_MODEL_DIR.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "llmbook.cli",
+            "train",
+            str(BOOK_MODEL_CONFIG),
+            "--out_dir",
+            str(BOOK_MODEL_DIR / "run"),
+            "--data.dir",
+            str(tokens),
+        ]
+        start = time.perf_counter()
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        if r.returncode != 0 or not final.exists():
+            raise BuildError(
+                f"training the book's model failed ({' '.join(cmd[2:])}):\n"
+                f"{(r.stderr or r.stdout)[-3000:]}"
+            )
+        seconds = time.perf_counter() - start
+        tmp = stamp.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"key": key, "seconds": round(seconds, 1)}))
+        tmp.replace(stamp)  # written last: a half-trained run is never taken as done
+        print(f"trained the book's model in {seconds:.0f}s -> {final}", flush=True)
+    os.environ[BOOK_MODEL_ENV] = str(final)
+    return final
 
 
 def execute_notebook(
@@ -216,11 +291,15 @@ def execute_notebook(
         i = failed.get("index", "?")
         src_cell = nb.cells[i + 1].source if isinstance(i, int) else ""
         first = next(
-            (l for l in src_cell.splitlines() if l.strip() and not l.startswith("#|")),
+            (
+                ln
+                for ln in src_cell.splitlines()
+                if ln.strip() and not ln.startswith("#|")
+            ),
             "",
         )
         raise BuildError(
-            f"{src.relative_to(ROOT)}: cell {i} failed (it begins `{first[:80]}`):\n"
+            f"{os.path.relpath(src, ROOT)}: cell {i} failed (it begins `{first[:80]}`):\n"
             f"{ANSI.sub('', str(e))[-4000:]}"
         ) from None
     finally:
@@ -251,15 +330,69 @@ def relink_images(md: str, src_dir: Path, out_dir: Path) -> str:
     )
 
 
+SOLUTION_CODE = re.compile(r"^\s*#\|\s*solution:\s*(?P<id>exr-[\w-]+)\s*$")
+SOLUTION_MD = re.compile(r"^\s*<!--\s*solution:\s*(?P<id>exr-[\w-]+)\s*-->\s*$")
+FRONT_TITLE = re.compile(
+    r"\A# (?P<title>.+?)\s*\{(?P<attrs>[^{}]*\.unnumbered[^{}]*)\}\s*\n"
+)
+
+
+def solution_of(cell) -> str | None:
+    """The exercise a cell solves: its first line is `#| solution: exr-x` (code) or
+    `<!-- solution: exr-x -->` (markdown); else None."""
+    first = cell.source.split("\n", 1)[0]
+    pattern = SOLUTION_CODE if cell.cell_type == "code" else SOLUTION_MD
+    m = pattern.match(first) if cell.cell_type in ("code", "markdown") else None
+    return m.group("id") if m else None
+
+
+# A solution is folded under its exercise in HTML and moved to the Solutions appendix in
+# print: Quarto's own syntax, so real Quarto does the same (tools/book.lua does it here).
+SOLUTION_OPEN = (
+    '::: {.content-visible when-format="html"}\n'
+    '::: {.callout-tip .solution collapse="true"}\n## Solution'
+)
+SOLUTION_CLOSE = ":::\n:::"
+
+
+def front_matter_title(cell) -> nbformat.NotebookNode | None:
+    """`# Preface {.unnumbered}` as YAML front matter (a raw cell): Quarto promotes a
+    notebook's first heading to its title and drops the class, numbering the preface as
+    chapter 1; an explicit title keeps it (Quarto's `isNumberedChapter` reads the class
+    from the YAML title)."""
+    m = FRONT_TITLE.match(cell.source + "\n")
+    if cell.cell_type != "markdown" or not m:
+        return None
+    title = yaml.safe_dump({"title": f"{m.group('title')} {{{m.group('attrs')}}}"})
+    return nbformat.v4.new_raw_cell(f"---\n{title}---")
+
+
 def process_notebook(
     nb: nbformat.NotebookNode, src_dir: Path = NBS, out_dir: Path = PROC / "nbs"
 ) -> nbformat.NotebookNode:
     """nbdev directives -> what the book shows. Returns a new notebook."""
     out = nbformat.v4.new_notebook(metadata=nb.metadata)
-    for cell in nb.cells:
+    open_solution = None
+    for ci, cell in enumerate(nb.cells):
+        solution = solution_of(cell)
+        if open_solution and solution != open_solution:
+            out.cells.append(nbformat.v4.new_markdown_cell(SOLUTION_CLOSE))
+            open_solution = None
+        if solution and not open_solution:
+            out.cells.append(nbformat.v4.new_markdown_cell(SOLUTION_OPEN))
+            open_solution = solution
         if cell.cell_type != "code":
             cell = nbformat.from_dict(dict(cell))
+            if solution:
+                cell.source = (
+                    cell.source.split("\n", 1)[1] if "\n" in cell.source else ""
+                )
+                cell.metadata["solution"] = solution
             if cell.cell_type == "markdown":
+                raw = front_matter_title(cell) if ci == 0 else None
+                if raw is not None:
+                    out.cells.append(raw)
+                    cell.source = FRONT_TITLE.sub("", cell.source + "\n", count=1)
                 cell.source = relink_images(cell.source, src_dir, out_dir)
             out.cells.append(cell)
             continue
@@ -280,7 +413,11 @@ def process_notebook(
             o for o in cell.get("outputs", []) if o.get("output_type") != "error"
         ]
         new.execution_count = cell.get("execution_count")
+        if solution:
+            new.metadata["solution"] = solution
         out.cells.append(new)
+    if open_solution:
+        out.cells.append(nbformat.v4.new_markdown_cell(SOLUTION_CLOSE))
     return out
 
 
@@ -289,11 +426,15 @@ def build_notebook(src: Path, force: bool = False) -> Path:
     out = proc_path(src)
     if not force and is_up_to_date(src):
         return out
+    uses_model = uses_book_model(src)
+    if uses_model:
+        ensure_book_model()
     nb, seconds = execute_notebook(src)
     processed = process_notebook(nb, src.parent, out.parent)
     processed.metadata["llmbook"] = {
         "source_sha": _sha(src),
         "library_sha": library_sha(),
+        "book_model": book_model_key() if uses_model else None,
         "seconds": round(seconds, 1),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -321,28 +462,168 @@ def execute_all(names: list[str] | None = None, force: bool = False) -> None:
 
 
 # ---------------------------------------------------------------------------- staging
-def stage() -> None:
-    """Put everything the renderer reads into `_proc/` beside the executed notebooks."""
+QUARTO_FILES = [
+    "tools/typography.lua",
+    "tools/quarto-page.typ",
+]  # _quarto.yml uses them
+SOLUTIONS_MARK = "<!-- solutions -->"  # where the build writes the collected solutions
+SHORTCODE = re.compile(r"\{\{<\s*meta\s+(?P<key>[\w.-]+)\s*>\}\}")
+
+
+LICENCES = {"apache2": "Apache License 2.0", "mit": "MIT License"}  # settings.ini names
+
+
+def build_info() -> dict[str, str]:
+    """What the book states about itself: library version, source commit, build date."""
+    import configparser
+
+    ini = configparser.ConfigParser()
+    ini.read(ROOT / "settings.ini")
+    try:
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown (not built from a git checkout)"
+    licence = LICENCES.get(ini["DEFAULT"]["license"], ini["DEFAULT"]["license"])
+    return {
+        "llmbook-version": ini["DEFAULT"]["version"],
+        "llmbook-commit": commit,
+        "llmbook-built": date.today().isoformat(),
+        "llmbook-rights": f"© {ini['DEFAULT']['copyright']}. Text and code under the "
+        f"{licence}; the data the book reads is credited in the Preface.",
+    }
+
+
+def shortcodes(md: str, meta: dict) -> str:
+    """Quarto's `{{< meta key >}}` outside code, for the fallback renderer."""
+
+    def value(m):
+        if m.group("key") not in meta:
+            raise BuildError(
+                f"{{{{< meta {m.group('key')} >}}}}: no such key in the book's metadata; "
+                f"known: {sorted(meta)}"
+            )
+        return str(meta[m.group("key")])
+
+    return "".join(
+        chunk if code else SHORTCODE.sub(value, chunk)
+        for code, chunk in split_fences(md)
+    )
+
+
+def chapter_labels(cfg: dict | None = None) -> dict[str, str | None]:
+    """Entry path -> its number as the book prints it ("3", "A"); None when unnumbered."""
+    letters = iter(string.ascii_uppercase)
+    labels, number = {}, 0
+    for e in entries(cfg):
+        if entry_title(e)[1]:
+            labels[e.path] = None
+        elif e.appendix:
+            labels[e.path] = next(letters)
+        else:
+            number += 1
+            labels[e.path] = str(number)
+    return labels
+
+
+def entry_title(e: Entry) -> tuple[str, bool]:
+    """(title, unnumbered) of a book entry, read from its source's first level-1 heading."""
+    if e.is_notebook:
+        md = "\n".join(
+            c.source
+            for c in nbformat.read(e.source, as_version=4).cells
+            if c.cell_type == "markdown"
+        )
+    else:
+        md = e.source.read_text(encoding="utf-8")
+    m = re.search(r"^# (.+?)\s*(\{[^{}]*\})?\s*$", md, re.M)
+    if not m:
+        raise BuildError(f"{e.path}: a book entry must begin with a level-1 heading")
+    return m.group(1), ".unnumbered" in (m.group(2) or "")
+
+
+def notebook_solutions(nb, heading: str, out_dir: Path, key: str) -> str:
+    """The solutions of one processed notebook under `heading`, each under "Solution to
+    Exercise N" (a cross-reference to its exercise); "" when it has none."""
+    cells = [c for c in nb.cells if c.get("metadata", {}).get("solution")]
+    if not cells:
+        return ""
+    parts, current = [f"## {heading} {{.unnumbered}}"], None
+    for i, cell in enumerate(cells):
+        if cell.metadata["solution"] != current:
+            current = cell.metadata["solution"]
+            parts.append(f"### Solution to @{current} {{.unnumbered}}")
+        if cell.cell_type == "markdown":
+            parts.append(cell.source)
+        else:
+            media = out_dir / "solutions_files"
+            parts.append(cell_markdown(cell, f"{key}-{i}", media, out_dir, False))
+    return "\n\n".join(p.strip("\n") for p in parts if p.strip()) + "\n"
+
+
+def solutions_markdown(cfg: dict, out_dir: Path) -> str:
+    """Every chapter's solutions, grouped by chapter, for the Solutions appendix (print).
+    Images from solution outputs go to `out_dir/solutions_files/`."""
+    labels = chapter_labels(cfg)
+    parts = []
+    for e in entries(cfg):
+        if not e.is_notebook or not (PROC / e.path).exists():
+            continue
+        word = "Appendix" if e.appendix else "Chapter"
+        heading = f"{word} {labels[e.path]}: {entry_title(e)[0]}"
+        nb = nbformat.read(PROC / e.path, as_version=4)
+        parts.append(notebook_solutions(nb, heading, out_dir, Path(e.path).stem))
+    return "\n".join(p for p in parts if p)
+
+
+def stage() -> dict:
+    """Put everything the renderer reads into `_proc/` beside the executed notebooks.
+    Returns the staged configuration (`_quarto.yml` plus what the build states)."""
     PROC.mkdir(exist_ok=True)
-    shutil.copy2(ROOT / "_quarto.yml", PROC / "_quarto.yml")
     cfg = book_config()
+    info = build_info()
+    staged = {**cfg, **info}
+    staged["book"] = {
+        **cfg["book"],
+        "subtitle": f"{cfg['book'].get('subtitle', '')} (llmbook {info['llmbook-version']})",
+    }
+    (PROC / "_quarto.yml").write_text(
+        "# Staged by tools/book.py from ../_quarto.yml; do not edit.\n"
+        + yaml.safe_dump(staged, sort_keys=False, allow_unicode=True),
+        encoding="utf-8",
+    )
+    for name in QUARTO_FILES:
+        (PROC / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, PROC / name)
     for bib in _as_list(cfg.get("bibliography")):
         shutil.copy2(ROOT / bib, PROC / bib)
     if (ROOT / "figures").exists():
         shutil.copytree(ROOT / "figures", PROC / "figures", dirs_exist_ok=True)
     for e in entries(cfg):
-        target = PROC / e.path
         if not e.source.exists():
             raise BuildError(
-                f"_quarto.yml lists {e.path}, but its source {e.source.relative_to(ROOT)} does not exist; "
+                f"_quarto.yml lists {e.path}, but its source "
+                f"{e.source.relative_to(ROOT)} does not exist; "
                 f"create it or remove it from the chapter list"
             )
+        if e.is_notebook and not is_up_to_date(e.source):
+            build_notebook(e.source)
+    for e in entries(cfg):  # after every notebook: the Solutions appendix collects them
         if e.is_notebook:
-            if not is_up_to_date(e.source):
-                build_notebook(e.source)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(e.source, target)
+            continue
+        target = PROC / e.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        text = e.source.read_text(encoding="utf-8")
+        if SOLUTIONS_MARK in text:
+            shutil.rmtree(target.parent / "solutions_files", ignore_errors=True)
+            text = text.replace(SOLUTIONS_MARK, solutions_markdown(cfg, target.parent))
+        target.write_text(text, encoding="utf-8")
+    return staged
 
 
 def _as_list(x) -> list:
@@ -398,19 +679,110 @@ def fenced(text: str, cls: str) -> str:
     )
 
 
-def wrap_output(text: str, width: int = 86) -> str:
-    """Break output lines longer than the page: typst cannot wrap a run without spaces."""
+PAGE_WIDTH = 88  # characters of code a line of the page holds (book.typ, book.css)
+CONTINUATION = "↪ "  # marks an output line the renderer broke to fit the page
+
+
+def wrap_output(text: str, width: int = PAGE_WIDTH) -> str:
+    """Break output lines wider than the page. A continuation keeps the line's indentation
+    and starts with a visible mark, so a reader sees it was one line; breaks fall at a
+    space where one is near the end, else mid-word (typst cannot wrap a run of no spaces).
+    """
     lines = []
     for line in text.splitlines():
-        while len(line) > width:
-            lines.append(line[:width])
-            line = line[width:]
-        lines.append(line)
+        indent = line[: len(line) - len(line.lstrip())]
+        if len(indent) > width // 2:
+            indent = indent[: width // 2]
+        lead = ""
+        while len(lead) + len(line) > width:
+            room = width - len(lead)
+            cut = line.rfind(" ", room // 2, room + 1)
+            cut = cut if cut > len(indent) else room
+            lines.append(lead + line[:cut].rstrip())
+            line = line[cut:].lstrip(" ")
+            lead = indent + CONTINUATION
+        lines.append(lead + line)
     return "\n".join(lines)
 
 
 def _text(x) -> str:
     return "".join(x) if isinstance(x, list) else str(x)
+
+
+def table_with_caption(md: str, caption: str, label: str) -> str:
+    """Put `: caption {#tbl-x}` right after the first pipe table of a cell's markdown
+    output (text after the table would otherwise separate the caption from it)."""
+    lines = md.split("\n")
+    first = next((i for i, t in enumerate(lines) if t.startswith("|")), None)
+    if first is None:
+        return f"{md}\n\n: {caption} {{#{label}}}"
+    end = first
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    cap = ["", f": {caption} {{#{label}}}", ""]
+    return "\n".join(lines[:end] + cap + lines[end:]).rstrip()
+
+
+def cell_markdown(cell, key: str, media: Path, base: Path, labels: bool = True) -> str:
+    """A processed code cell as markdown: the code, then its outputs (text fenced, images
+    written to `media` and linked relative to `base`, tables and figures captioned).
+    With `labels=False` figure and table labels are left out (a copy of the cell)."""
+    directives, body = split_directives(cell.source)
+    _, opts = parse_directives(directives)
+    out = []
+    if opts.get("echo") is not False:
+        out.append(fenced(body, "python"))
+    if opts.get("output") is False:
+        return "\n".join(out)
+    label, figure_done = (opts.get("label") or "") if labels else "", False
+    for oi, o in enumerate(cell.get("outputs", [])):
+        kind = o.get("output_type")
+        if kind == "stream":
+            out.append(
+                fenced(
+                    wrap_output(ANSI.sub("", _text(o.text))),
+                    "cell-output" if o.name == "stdout" else "cell-output-stderr",
+                )
+            )
+            continue
+        data = o.get("data", {})
+        image = next(
+            (m for m in ("image/svg+xml", "image/png", "image/jpeg") if m in data),
+            None,
+        )
+        if image:
+            ext = {"image/svg+xml": "svg", "image/png": "png", "image/jpeg": "jpg"}
+            media.mkdir(parents=True, exist_ok=True)
+            path = media / f"{key}-{oi}.{ext[image]}"
+            if image == "image/svg+xml":
+                path.write_text(_text(data[image]), encoding="utf-8")
+            else:
+                path.write_bytes(base64.b64decode(_text(data[image])))
+            rel = os.path.relpath(path, base)
+            width = o.get("metadata", {}).get(image, {}).get("width")
+            size = f" width={min(100, round(100 * width / 620))}%" if width else ""
+            if label.startswith("fig-") and not figure_done:
+                cap = opts.get("fig-cap") or ""
+                out.append(f"![{cap}]({rel}){{#{label}{size}}}\n")
+                figure_done = True
+            else:
+                out.append(
+                    f"![]({rel}){{{size.strip()}}}\n" if size else f"![]({rel})\n"
+                )
+        elif "text/markdown" in data:
+            md = _text(data["text/markdown"]).strip()
+            if label.startswith("tbl-"):
+                md = table_with_caption(md, opts.get("tbl-cap") or "", label)
+            out.append(md + "\n")
+        elif "text/latex" in data:
+            out.append(_text(data["text/latex"]).strip() + "\n")
+        elif "text/plain" in data:
+            out.append(
+                fenced(
+                    wrap_output(ANSI.sub("", _text(data["text/plain"]))), "cell-output"
+                )
+            )
+    return "\n".join(out)
 
 
 class Renderer:
@@ -422,13 +794,18 @@ class Renderer:
         self.work = PROC / ".render"
         self.media = self.work / "media"
         self.crossref: dict[str, str] = {}
+        self.meta = {**self.cfg, **build_info()}
 
     # -- notebooks to markdown
     def notebook_markdown(self, nb_path: Path) -> str:
         nb = nbformat.read(nb_path, as_version=4)
         parts = []
         for ci, cell in enumerate(nb.cells):
-            if cell.cell_type == "markdown":
+            front = re.match(r"\A---\n(.*?)\n---\s*\Z", cell.source, re.S)
+            if cell.cell_type == "raw" and front:  # YAML front matter: the title
+                title = (yaml.safe_load(front.group(1)) or {}).get("title")
+                parts.append(f"# {title}" if title else "")
+            elif cell.cell_type == "markdown":
                 parts.append(self.relocate_images(cell.source, nb_path.parent))
             elif cell.cell_type == "code":
                 parts.append(self.code_cell_markdown(cell, f"{nb_path.stem}-{ci}"))
@@ -447,65 +824,7 @@ class Renderer:
         )
 
     def code_cell_markdown(self, cell, key: str) -> str:
-        directives, body = split_directives(cell.source)
-        _, opts = parse_directives(directives)
-        out = []
-        if opts.get("echo") is not False:
-            out.append(fenced(body, "python"))
-        if opts.get("output") is False:
-            return "\n".join(out)
-        label, figure_done = opts.get("label") or "", False
-        for oi, o in enumerate(cell.get("outputs", [])):
-            kind = o.get("output_type")
-            if kind == "stream":
-                out.append(
-                    fenced(
-                        wrap_output(ANSI.sub("", _text(o.text))),
-                        "cell-output" if o.name == "stdout" else "cell-output-stderr",
-                    )
-                )
-                continue
-            data = o.get("data", {})
-            image = next(
-                (m for m in ("image/svg+xml", "image/png", "image/jpeg") if m in data),
-                None,
-            )
-            if image:
-                ext = {"image/svg+xml": "svg", "image/png": "png", "image/jpeg": "jpg"}[
-                    image
-                ]
-                self.media.mkdir(parents=True, exist_ok=True)
-                path = self.media / f"{key}-{oi}.{ext}"
-                if ext == "svg":
-                    path.write_text(_text(data[image]), encoding="utf-8")
-                else:
-                    path.write_bytes(base64.b64decode(_text(data[image])))
-                rel = path.relative_to(self.work)
-                width = o.get("metadata", {}).get(image, {}).get("width")
-                size = f" width={min(100, round(100 * width / 620))}%" if width else ""
-                if label.startswith("fig-") and not figure_done:
-                    cap = opts.get("fig-cap") or ""
-                    out.append(f"![{cap}]({rel}){{#{label}{size}}}\n")
-                    figure_done = True
-                else:
-                    out.append(
-                        f"![]({rel}){{{size.strip()}}}\n" if size else f"![]({rel})\n"
-                    )
-            elif "text/markdown" in data:
-                md = _text(data["text/markdown"]).strip()
-                if label.startswith("tbl-"):
-                    md += f"\n\n: {opts.get('tbl-cap') or ''} {{#{label}}}"
-                out.append(md + "\n")
-            elif "text/latex" in data:
-                out.append(_text(data["text/latex"]).strip() + "\n")
-            elif "text/plain" in data:
-                out.append(
-                    fenced(
-                        wrap_output(ANSI.sub("", _text(data["text/plain"]))),
-                        "cell-output",
-                    )
-                )
-        return "\n".join(out)
+        return cell_markdown(cell, key, self.media, self.work)
 
     # -- numbering
     def label(self, ident: str, text: str) -> None:
@@ -519,7 +838,7 @@ class Renderer:
 
     def number_chapter(self, md: str, chapter: str | None, front: bool) -> str:
         """Number headings, figures, tables and equations of one chapter; bake the numbers in."""
-        counts = {"fig": 0, "tbl": 0, "eq": 0}
+        counts = {"fig": 0, "tbl": 0, "eq": 0, "exr": 0}
         sec = [0] * 6
 
         def next_number(kind):
@@ -576,21 +895,28 @@ class Renderer:
             bool
         ] = []  # open fenced divs: True for a callout, whose "## Title" is no section
 
-        def line(l):
-            if re.match(r"^:::+\s*\S", l):
-                divs.append(".callout" in l)
-            elif re.match(r"^:::+\s*$", l) and divs:
+        def line(text):
+            exr = re.match(r"^(:::+)\s*\{#(exr-[\w-]+)\s*([^{}]*)\}\s*$", text)
+            if exr:  # an exercise: numbered per chapter, its "## Title" no section
+                divs.append(True)
+                number = next_number("exr")
+                self.label(exr.group(2), f"Exercise {number}")
+                attrs = f"#{exr.group(2)} .exercise {exr.group(3)}".strip()
+                return f'{exr.group(1)} {{{attrs} number="{number}"}}\n'
+            if re.match(r"^:::+\s*\S", text):
+                divs.append(".callout" in text)
+            elif re.match(r"^:::+\s*$", text) and divs:
                 divs.pop()
-            elif l.startswith("#") and not any(divs):
-                return heading(l)
-            return l
+            elif text.startswith("#") and not any(divs):
+                return heading(text)
+            return text
 
         out = []
         for code, chunk in split_fences(md):
             if code:
                 out.append(chunk)
                 continue
-            lines = [line(l) for l in chunk.splitlines(keepends=True)]
+            lines = [line(t) for t in chunk.splitlines(keepends=True)]
             chunk = EQUATION.sub(equation, FIG_IMAGE.sub(figure, "".join(lines)))
             out.append(self.number_tables(chunk, next_number))
         return "".join(out)
@@ -626,52 +952,43 @@ class Renderer:
 
     # -- the whole book
     def book_markdown(self) -> str:
-        letters = iter(string.ascii_uppercase)
-        chapter_no = 0
+        """The whole book as one markdown document: each entry numbered, and preceded by
+        a marker naming its HTML page (`<!--llmbook-page:NAME-->`, dropped in print)."""
+        labels = chapter_labels(self.cfg)
         parts, in_appendix = [], False
         for e in entries(self.cfg):
             path = PROC / e.path
             if not path.exists():
                 raise BuildError(
-                    f"{e.path} is listed in _quarto.yml but {path.relative_to(ROOT)} does not exist; "
-                    f"run `python tools/book.py execute` first"
+                    f"{e.path} is listed in _quarto.yml but {path.relative_to(ROOT)} "
+                    f"does not exist; run `python tools/book.py execute` first"
                 )
             if e.is_notebook:
                 md = self.notebook_markdown(path)
             else:
-                md = re.sub(
-                    r"\A---\n.*?\n---\n",
-                    "",
-                    path.read_text(encoding="utf-8"),
-                    flags=re.S,
-                )
+                text = path.read_text(encoding="utf-8")
+                text = re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.S)
+                md = self.relocate_images(text, path.parent)
+            md = shortcodes(md, self.meta)
             first = next(
-                (
-                    HEADING.match(l)
-                    for l in md.splitlines()
-                    if HEADING.match(l) and l.startswith("# ")
-                ),
+                (HEADING.match(t) for t in md.splitlines() if t.startswith("# ")),
                 None,
             )
             if first is None:
                 raise BuildError(
                     f"{e.path}: a book entry must begin with a level-1 heading (its title)"
                 )
-            attrs = first.group(3) or ""
-            front = ".unnumbered" in attrs
+            front = ".unnumbered" in (first.group(3) or "")
             if e.appendix and not in_appendix:
                 parts.append(
-                    '```{=typst}\n#appendix-start()\n#set heading(numbering: "A.1")\n```\n'
+                    "```{=typst}\n#appendix-start()\n"
+                    '#set heading(numbering: "A.1")\n```\n'
                 )
                 in_appendix = True
-            if front:
-                chapter = None
-            elif e.appendix:
-                chapter = next(letters)
-            else:
-                chapter_no += 1
-                chapter = str(chapter_no)
-            parts.append(self.number_chapter(md, chapter, front))
+            parts.append(f"```{{=html}}\n<!--llmbook-page:{page_name(e)}-->\n```\n")
+            parts.append(self.number_chapter(md, labels[e.path], front))
+            # the end of an entry: book.typ leaves the blank page after it unheaded
+            parts.append("```{=typst}\n#metadata(none) <chapter-end>\n```\n")
         return "\n\n".join(parts)
 
     def metadata(self) -> dict:
@@ -679,36 +996,30 @@ class Renderer:
         when = book.get("date")
         if when in ("today", "last-modified", None):
             when = date.today().isoformat()
-        authors = _as_list(book.get("author"))
         return {
             "title": book["title"],
             "subtitle": book.get("subtitle", ""),
-            "author": authors,
+            "author": _as_list(book.get("author")),
             "date": str(when),
+            "version": self.meta["llmbook-version"],
+            "commit": self.meta["llmbook-commit"],
+            "rights": self.meta["llmbook-rights"],
             "crossref": self.crossref,
             "link-citations": True,
             "lang": self.cfg.get("lang", "en"),
         }
 
-    def render(self) -> dict[str, Path]:
+    def pandoc(self, md_name: str, args: list[str]) -> None:
+        """Run pandoc on a markdown file of the work folder; any warning is an error."""
         import pypandoc
-        import typst
 
-        if self.work.exists():
-            shutil.rmtree(self.work)
-        self.work.mkdir(parents=True)
-        md = self.book_markdown()
-        (self.work / "book.md").write_text(md, encoding="utf-8")
-        (self.work / "meta.yaml").write_text(
-            yaml.safe_dump(self.metadata(), allow_unicode=True), encoding="utf-8"
-        )
-        fmt = self.cfg.get("format", {})
-        typst_opts = fmt.get("typst", {}) or {}
         common = [
             "--from",
             "markdown",
             "--metadata-file",
             "meta.yaml",
+            "--lua-filter",
+            str(TOOLS / "typography.lua"),
             "--lua-filter",
             str(TOOLS / "book.lua"),
             "--citeproc",
@@ -716,23 +1027,39 @@ class Renderer:
             str(self.work),
         ]
         for bib in _as_list(self.cfg.get("bibliography")):
-            common += ["--bibliography", str(PROC / bib)]
-        pandoc = pypandoc.get_pandoc_path()
+            common += ["--bibliography", str(ROOT / bib)]
+        r = subprocess.run(
+            [pypandoc.get_pandoc_path(), md_name, *common, *args],
+            cwd=self.work,
+            capture_output=True,
+            text=True,
+        )
+        problems = [t for t in r.stderr.splitlines() if "WARNING" in t or "rror" in t]
+        if r.returncode != 0 or problems:
+            raise BuildError("pandoc failed:\n" + (r.stderr or r.stdout)[-4000:])
 
-        def run_pandoc(args):
-            r = subprocess.run(
-                [pandoc, "book.md", *common, *args],
-                cwd=self.work,
-                capture_output=True,
-                text=True,
-            )
-            problems = [
-                l for l in r.stderr.splitlines() if "WARNING" in l or "rror" in l
-            ]
-            if r.returncode != 0 or problems:
-                raise BuildError("pandoc failed:\n" + (r.stderr or r.stdout)[-4000:])
+    def convert(self, md: str, to: str) -> str:
+        """Markdown through the book's filters to `to` (typst, html5): for tests."""
+        self.work.mkdir(parents=True, exist_ok=True)
+        (self.work / "piece.md").write_text(md, encoding="utf-8")
+        (self.work / "meta.yaml").write_text(
+            yaml.safe_dump(self.metadata(), allow_unicode=True), encoding="utf-8"
+        )
+        self.pandoc("piece.md", ["--to", to, "--output", "piece.out"])
+        return (self.work / "piece.out").read_text(encoding="utf-8")
 
-        run_pandoc(
+    def pdf(self, md: str, pdf: Path) -> Path:
+        """Markdown (of the book, or any piece of it) to PDF with the book's template."""
+        import typst
+
+        self.work.mkdir(parents=True, exist_ok=True)
+        (self.work / "book.md").write_text(md, encoding="utf-8")
+        (self.work / "meta.yaml").write_text(
+            yaml.safe_dump(self.metadata(), allow_unicode=True), encoding="utf-8"
+        )
+        typst_opts = self.cfg.get("format", {}).get("typst", {}) or {}
+        self.pandoc(
+            "book.md",
             [
                 "--to",
                 "typst",
@@ -746,41 +1073,55 @@ class Renderer:
                 f"fontsize={typst_opts.get('fontsize', '10.5pt')}",
                 "--variable",
                 f"toc-depth={typst_opts.get('toc-depth', 2)}",
-            ]
+            ],
         )
-        name = self.cfg["book"].get("output-file", "book")
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        pdf = self.out_dir / f"{name}.pdf"
+        pdf.parent.mkdir(parents=True, exist_ok=True)
         try:
             typst.compile(str(self.work / "book.typ"), output=str(pdf), root=str(PROC))
-        except (
-            Exception
-        ) as e:  # typst reports a compile error as its own exception type
+        except Exception as e:  # typst reports a compile error as its own type
             raise BuildError(
                 f"typst failed on {self.work / 'book.typ'}:\n{e}"
             ) from None
-        run_pandoc(
+        return pdf
+
+    def html_body(self) -> tuple[str, str]:
+        """The book (already in book.md) as one HTML body, and its highlighting CSS."""
+        self.pandoc(
+            "book.md",
             [
                 "--to",
                 "html5",
                 "--standalone",
-                "--embed-resources",
+                "--template",
+                str(TOOLS / "parts.html"),
                 "--mathml",
-                "--toc",
-                "--toc-depth",
-                "2",
-                "--section-divs",
-                "--css",
-                str(TOOLS / "book.css"),
                 "--syntax-highlighting",
                 "pygments",
                 "--output",
-                "index.html",
-            ]
+                "book.html",
+            ],
         )
-        html = self.out_dir / "index.html"
-        shutil.copy2(self.work / "index.html", html)
+        text = (self.work / "book.html").read_text(encoding="utf-8")
+        css, body = text.split("<!--body-->", 1)
+        return body, css.replace("<!--css-->", "").strip()
+
+    def render(self) -> dict[str, Path]:
+        import htmlbook
+
+        if self.work.exists():
+            shutil.rmtree(self.work)
+        self.work.mkdir(parents=True)
+        md = self.book_markdown()
+        name = self.cfg["book"].get("output-file", "book")
+        pdf = self.pdf(md, self.out_dir / f"{name}.pdf")
+        body, css = self.html_body()
+        html = htmlbook.build(self, body, css, pdf)
         return {"pdf": pdf, "html": html}
+
+
+def page_name(e: Entry) -> str:
+    """The HTML page of a book entry: `index` for the preface, else the file's stem."""
+    return Path(e.path).stem
 
 
 def render(fallback: bool = False) -> dict[str, Path]:
