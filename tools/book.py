@@ -303,6 +303,9 @@ def execute_notebook(
             f"{ANSI.sub('', str(e))[-4000:]}"
         ) from None
     finally:
+        # nbclient shuts down only kernels it started itself; this one is ours.
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
         shutil.rmtree(sockets, ignore_errors=True)
     seconds = time.perf_counter() - start
     nb.cells.pop(0)
