@@ -6,8 +6,8 @@ __all__ = ['MMLU_SCORES', 'HUMANEVAL_STOP', 'TASKS', 'SIZES', 'LM', 'gpt_lm', 'h
            'pick', 'wilson_interval', 'macro_interval', 'accuracy_report', 'evaluate_mmlu', 'pass_at_k', 'Limits',
            'SandboxResult', 'Walls', 'available_walls', 'run_sandboxed', 'cut_at_stop', 'generate_until',
            'load_humaneval', 'humaneval_program', 'execute_completions', 'humaneval_report', 'evaluate_humaneval',
-           'gsm8k_answer', 'load_gsm8k', 'gsm8k_prompt', 'evaluate_gsm8k', 'EvalInputError', 'save_tokenizer',
-           'load_tokenizer', 'run_eval']
+           'gsm8k_answer', 'load_gsm8k', 'gsm8k_prompt', 'evaluate_gsm8k', 'fit_shots', 'EvalInputError',
+           'save_tokenizer', 'load_tokenizer', 'run_eval']
 
 # %% ../nbs/05_evaluation.ipynb #37ef121c
 import ctypes
@@ -665,6 +665,33 @@ def _tail(f, n: int = 2000) -> str:
     f.seek(max(0, f.tell() - n))
     return f.read().decode("utf-8", errors="replace")
 
+# %% ../nbs/05_evaluation.ipynb #813be46d
+#| echo: false
+@functools.cache
+def _warn_missing(walls: Walls):
+    "Say once per set of walls which guarantees the sandbox cannot give."
+    if gaps := walls.missing():
+        gaps = "; ".join(gaps)
+        warnings.warn(f"the HumanEval sandbox cannot give: {gaps}", stacklevel=3)
+
+
+def _kill_all(proc: subprocess.Popen, uid: int | None):
+    "Kill what the program left: all processes of its throwaway uid, or its group."
+    if uid is not None:  # kill(-1) as that uid signals all its processes, nothing else
+        subprocess.run(
+            ["kill", "-KILL", "-1"],
+            user=uid,
+            group=uid,
+            extra_groups=[],
+            capture_output=True,
+        )
+    else:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    proc.wait()
+
 # %% ../nbs/05_evaluation.ipynb #78330f02
 def _enter_walls(walls: Walls, limits: Limits, uid: int | None, source: str):
     "The child's set-up between fork and exec (returned as a function to run there)."
@@ -752,33 +779,6 @@ def run_sandboxed(
     reason = "passed" if seen else _reason(rc, timed_out, seen, stderr, limits)
     isolation = walls.describe(uid)
     return SandboxResult(seen, reason, rc, seconds, isolation, stdout, stderr)
-
-# %% ../nbs/05_evaluation.ipynb #813be46d
-#| echo: false
-@functools.cache
-def _warn_missing(walls: Walls):
-    "Say once per set of walls which guarantees the sandbox cannot give."
-    if gaps := walls.missing():
-        gaps = "; ".join(gaps)
-        warnings.warn(f"the HumanEval sandbox cannot give: {gaps}", stacklevel=3)
-
-
-def _kill_all(proc: subprocess.Popen, uid: int | None):
-    "Kill what the program left: all processes of its throwaway uid, or its group."
-    if uid is not None:  # kill(-1) as that uid signals all its processes, nothing else
-        subprocess.run(
-            ["kill", "-KILL", "-1"],
-            user=uid,
-            group=uid,
-            extra_groups=[],
-            capture_output=True,
-        )
-    else:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    proc.wait()
 
 # %% ../nbs/05_evaluation.ipynb #6bd88ddb
 def cut_at_stop(text: str, stop: list[str]) -> str:
@@ -955,6 +955,16 @@ def evaluate_gsm8k(
     report = accuracy_report(right) | dict(task="gsm8k", k=len(shots))
     return report | dict(predictions=preds, completions=outs)
 
+# %% ../nbs/05_evaluation.ipynb #066f9a42
+def fit_shots(lm: LM, prompts_with: Callable, k: int, room: int) -> tuple[int, int]:
+    """The largest k' <= k for which every prompt prompts_with(k') leaves `room` tokens
+    of the context free, and how many prompts still do not fit at that k'."""
+    limit = lm.max_seq_len - room
+    for shots in range(k, -1, -1):
+        too_long = sum(len(lm.encode(p)) > limit for p in prompts_with(shots))
+        if too_long == 0 or shots == 0:
+            return shots, too_long
+
 # %% ../nbs/05_evaluation.ipynb #772f6c5e
 TASKS = ("perplexity", "mmlu", "humaneval", "gsm8k")
 SIZES = dict(mmlu=14_042, humaneval=164, gsm8k=1_319)  # the full test sets
@@ -1075,16 +1085,6 @@ def _eval_inputs(checkpoint: Path, task, limit, k, text, out_json, score, worker
     if out_json is not None:
         _writable_report(out_json)
 
-# %% ../nbs/05_evaluation.ipynb #066f9a42
-def _fit_shots(lm: LM, prompts_with: Callable, k: int, room: int) -> tuple[int, int]:
-    """The largest k' <= k for which every prompt prompts_with(k') leaves `room` tokens
-    of the context free, and how many prompts still do not fit at that k'."""
-    limit = lm.max_seq_len - room
-    for shots in range(k, -1, -1):
-        too_long = sum(len(lm.encode(p)) > limit for p in prompts_with(shots))
-        if too_long == 0 or shots == 0:
-            return shots, too_long
-
 # %% ../nbs/05_evaluation.ipynb #09e6bb37
 def _json_safe(report: dict) -> dict:
     "The report with every NaN or infinity replaced by None (JSON null), and listed."
@@ -1120,7 +1120,7 @@ def _run_task(lm: LM, task: str, limit, k, text, seed, score, workers) -> dict:
         if limit:
             qs = stratified_sample(pool, limit, lambda q: q["subject"], seed)
         asked = 5 if k is None else k
-        used, cropped = _fit_shots(  # room for the one-token answer letter
+        used, cropped = fit_shots(  # room for the one-token answer letter
             lm, lambda n: mmlu_prompts(qs, n, pool, seed), asked, 1
         )
         report = evaluate_mmlu(lm, qs, used, pool=pool, score=score, seed=seed)
@@ -1131,7 +1131,7 @@ def _run_task(lm: LM, task: str, limit, k, text, seed, score, workers) -> dict:
         rest = [p for p in probs if all(p["question"] != s["question"] for s in shots)]
         qs = rng.sample(rest, limit) if limit else rest
         asked = len(shots)
-        used, cropped = _fit_shots(  # room for the solution
+        used, cropped = fit_shots(  # room for the solution
             lm, lambda n: [gsm8k_prompt(q, shots[:n]) for q in qs], asked, new_tokens
         )
         report = evaluate_gsm8k(lm, qs, shots[:used], new_tokens)
