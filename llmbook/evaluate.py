@@ -10,6 +10,7 @@ __all__ = ['MMLU_SCORES', 'HUMANEVAL_STOP', 'TASKS', 'SIZES', 'LM', 'gpt_lm', 'h
            'save_tokenizer', 'load_tokenizer', 'run_eval']
 
 # %% ../nbs/05_evaluation.ipynb #37ef121c
+#| echo: false
 import ctypes
 import functools
 import gzip
