@@ -170,3 +170,10 @@ def test_a_nan_result_is_written_as_null(ckpt, tmp_path, monkeypatch):
     assert r["loss"] is None and not any(
         isinstance(v, float) and math.isnan(v) for v in r.values()
     )
+
+
+def test_a_humaneval_report_says_how_the_sandbox_was_walled(ckpt):
+    r = run_eval(ckpt, "humaneval", limit=1, workers=1)
+    walls = evaluate.available_walls()
+    assert r["sandbox"].startswith("uid" if walls.uid else "same uid"), r["sandbox"]
+    assert ("cannot give" in r["sandbox"]) == bool(walls.missing())
