@@ -108,10 +108,12 @@ def test_no_processes_left_behind():
 def host_dir() -> Path:
     "A fresh root-owned directory outside the temporary directories, visible to the sandbox."
     for parent in ("/var/lib", "/opt", "/usr/local/lib", "/srv"):
-        if Path(parent).is_dir():
+        try:
             home = Path(tempfile.mkdtemp(prefix="llmbook-host-", dir=parent))
-            home.chmod(0o755)
-            return home
+        except OSError:  # missing, or not ours to write
+            continue
+        home.chmod(0o755)
+        return home
     pytest.skip("no root-owned directory outside /tmp to put host files in")
 
 
