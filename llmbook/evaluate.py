@@ -433,6 +433,42 @@ class Walls:
         gaps = self.missing()
         return ", ".join(have) + (f"; cannot give: {'; '.join(gaps)}" if gaps else "")
 
+# %% ../nbs/05_evaluation.ipynb #c69bdb72
+#| echo: false
+def _world_executable(path: str) -> bool:
+    "Can any user run `path` (its directories searchable, the file executable by others)?"
+    p = Path(path).resolve()
+    return all(q.stat().st_mode & stat.S_IXOTH for q in [p, *p.parents])
+
+
+@functools.cache
+def _sandbox_python() -> tuple[str, bool]:
+    "(interpreter, can children run as a throwaway uid): as root, one others may run."
+    if os.geteuid() != 0:
+        return sys.executable, False
+    for exe in (
+        sys.executable,
+        shutil.which("python3"),
+        "/usr/bin/python3",
+        "/usr/local/bin/python3",
+    ):
+        if exe and Path(exe).exists() and _world_executable(exe):
+            return str(Path(exe).resolve()), True
+    return sys.executable, False
+
+
+_uid_counter = itertools.count()
+
+
+def _fresh_uid() -> int:
+    "A uid no account uses, different for every sandbox this process starts."
+    while True:
+        uid = 40000 + (os.getpid() * 97 + next(_uid_counter)) % 20000
+        try:
+            pwd.getpwuid(uid)
+        except KeyError:
+            return uid
+
 # %% ../nbs/05_evaluation.ipynb #29349d7b
 #| echo: false
 _libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
@@ -500,11 +536,11 @@ def _private_mounts(table: list[tuple[str, int]], size: int, uid: int | None):
 
 
 def _probe(preexec) -> bool:
-    "Does a trivial child start behind `preexec`?"
+    "Does the sandbox's interpreter start behind `preexec` (and see its own files)?"
     try:
         return (
             subprocess.run(
-                [sys.executable, "-I", "-S", "-c", "pass"],
+                [_sandbox_python()[0], "-I", "-S", "-c", "pass"],
                 preexec_fn=preexec,
                 capture_output=True,
                 timeout=30,
@@ -521,42 +557,6 @@ def _netns_flags() -> int:
         if _probe(lambda flags=flags: _unshare(flags)):
             return flags
     return 0
-
-# %% ../nbs/05_evaluation.ipynb #c69bdb72
-#| echo: false
-def _world_executable(path: str) -> bool:
-    "Can any user run `path` (its directories searchable, the file executable by others)?"
-    p = Path(path).resolve()
-    return all(q.stat().st_mode & stat.S_IXOTH for q in [p, *p.parents])
-
-
-@functools.cache
-def _sandbox_python() -> tuple[str, bool]:
-    "(interpreter, can children run as a throwaway uid): as root, one others may run."
-    if os.geteuid() != 0:
-        return sys.executable, False
-    for exe in (
-        sys.executable,
-        shutil.which("python3"),
-        "/usr/bin/python3",
-        "/usr/local/bin/python3",
-    ):
-        if exe and Path(exe).exists() and _world_executable(exe):
-            return str(Path(exe).resolve()), True
-    return sys.executable, False
-
-
-_uid_counter = itertools.count()
-
-
-def _fresh_uid() -> int:
-    "A uid no account uses, different for every sandbox this process starts."
-    while True:
-        uid = 40000 + (os.getpid() * 97 + next(_uid_counter)) % 20000
-        try:
-            pwd.getpwuid(uid)
-        except KeyError:
-            return uid
 
 # %% ../nbs/05_evaluation.ipynb #e1abeac4
 @functools.cache
