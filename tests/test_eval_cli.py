@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from llmbook.cli import _tokenizer_io
+from llmbook.cli import _tokenizer_io, main
 from llmbook.data import train_bpe
 from llmbook.evaluate import MMLU_SCORES, TASKS
 from llmbook.foundations import ENDOFTEXT
@@ -115,12 +115,13 @@ def test_perplexity_of_a_file(ckpt, tmp_path):
         (["{ckpt}", "bleu"], "invalid choice"),
     ],
 )
-def test_bad_input_is_a_message(ckpt, tmp_path, args, says):
+def test_bad_input_is_a_message(ckpt, tmp_path, capsys, args, says):
+    "In this process (milliseconds each); test_cli_bad_input runs the console script."
     bare = tmp_path / "bare"  # a checkpoint without its tokenizer
     shutil.copytree(ckpt[0], bare)
     (bare / "tokenizer.tiktoken").unlink()
-    r = llmbook(
-        "eval", *[a.format(tmp=tmp_path, ckpt=ckpt[0], bare=bare) for a in args]
-    )
-    assert r.returncode == 2 and says in r.stderr, r.stderr
-    assert "Traceback" not in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+    with pytest.raises(SystemExit) as stop:
+        main(["eval", *[a.format(tmp=tmp_path, ckpt=ckpt[0], bare=bare) for a in args]])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and says in err, err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
