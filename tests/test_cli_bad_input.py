@@ -129,6 +129,23 @@ def test_data_packed_with_another_tokenizer(work, capsys, tmp_path):
     assert f"counts {TOKENS} token ids, the tokenizer 50,257" in err, err
 
 
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_too_few_tokens(work, capsys, tmp_path, split):
+    data = tmp_path / "tokens"
+    shutil.copytree(work / "tokens", data)
+    (data / f"{split}.bin").write_bytes(b"")
+    argv = [
+        "train",
+        str(work / "run.json"),
+        "--data.dir",
+        str(data),
+        "--eval_every",
+        "1",
+    ]
+    err = refusal([*argv, "--out_dir", str(tmp_path / "run")], capsys)
+    assert f"{data / split}.bin holds 0 tokens, too few" in err, err
+
+
 CONFIG_FILES = [  # (file name, its text, what the message must say)
     ("missing.json", None, "config {path}: no such file"),
     ("broken.json", '{"train": {', "config {path} is not valid JSON"),
