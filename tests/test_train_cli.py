@@ -50,11 +50,19 @@ def test_overrides():
 
 
 def test_example_configs_parse():
-    for path in (ROOT / "configs").glob("*.json"):
-        cfg = load_config(path)
-        from llmbook.train import TrainConfig
+    from llmbook.cli import check_config, recipe_stages
 
-        TrainConfig.from_dict(cfg["train"])
+    for path in (ROOT / "configs").glob("*.json"):
+        if path.name.startswith("recipe-"):
+            stages = recipe_stages(json.loads(path.read_text()), path.parent)
+            assert [name for name, _ in stages][:4] == [
+                "prepare",
+                "train",
+                "sft",
+                "dpo",
+            ]
+            continue
+        cfg = check_config(load_config(path))
         preset = dict(cfg["model"]).pop("preset")
         assert preset in __import__("llmbook.model", fromlist=["PRESETS"]).PRESETS
 
