@@ -5,9 +5,10 @@ __all__ = ['DEFAULTS', 'SECTIONS', 'TOP_LEVEL', 'AT_LEAST', 'CORPORA', 'COMMANDS
            'options', 'parse_value', 'did_you_mean', 'apply_overrides', 'read_config', 'load_config', 'fits',
            'check_config', 'load_corpus', 'pack_corpus', 'check_writable', 'prepare_data', 'check_data', 'run_configs',
            'load_splits', 'describe', 'save_final', 'train', 'command', 'Parser', 'build_parser', 'main',
-           'checkpoint_dir', 'load_model', 'positive_int', 'number', 'temperature', 'probability', 'sampling_arguments',
-           'stream_text', 'generate_text', 'write_chat_data', 'read_examples', 'with_chat_tokens', 'grow_vocab',
-           'fit_context', 'finetune', 'as_flags', 'recipe_stages', 'loss_plot', 'headline', 'report_card', 'run_recipe']
+           'checkpoint_dir', 'load_model', 'positive_int', 'number', 'temperature', 'probability', 'top_k',
+           'sampling_arguments', 'stream_text', 'generate_text', 'write_chat_data', 'read_examples', 'with_chat_tokens',
+           'grow_vocab', 'fit_context', 'finetune', 'as_flags', 'recipe_stages', 'loss_plot', 'headline', 'report_card',
+           'run_recipe']
 
 # %% ../nbs/A2_cli.ipynb #75988d4d
 import argparse
@@ -588,14 +589,22 @@ def probability(text: str) -> float:
     return value
 
 
-def sampling_arguments(p: argparse.ArgumentParser, temperature_default: float):
+def top_k(text: str) -> int | None:
+    "An argparse type: an integer >= 0, where 0 turns top-k filtering off."
+    return None if text.strip() == "0" else positive_int(text)
+
+
+def sampling_arguments(p: argparse.ArgumentParser, warmth: float, k: int | None):
+    "The sampling flags, with their defaults: temperature `warmth`, top-k `k`."
     p.add_argument(
         "--temperature",
         type=temperature,
-        default=temperature_default,
-        help=f"0 decodes greedily (default {temperature_default})",
+        default=warmth,
+        help=f"0 decodes greedily (default {warmth})",
     )
-    p.add_argument("--top-k", type=positive_int, help="sample among the k likeliest")
+    p.add_argument(
+        "--top-k", type=top_k, default=k, help=f"the k likeliest; 0: all (default {k})"
+    )
     p.add_argument("--top-p", type=probability, help="nucleus sampling: this much mass")
     p.add_argument("--max-new-tokens", type=positive_int, default=64)
     p.add_argument("--seed", type=int, help="a seed makes the samples repeatable")
@@ -657,7 +666,7 @@ def _generate_arguments(p: argparse.ArgumentParser):
     p.add_argument(
         "prompt", nargs="?", help="the text to continue; default: each line of stdin"
     )
-    sampling_arguments(p, temperature_default=0.8)
+    sampling_arguments(p, warmth=0.8, k=None)
 
 
 _generate_command.arguments = _generate_arguments
@@ -988,7 +997,7 @@ def _chat_arguments(p: argparse.ArgumentParser):
         "  printf 'Who says: To be?\\n' | llmbook chat runs/chat"
     )
     p.add_argument("checkpoint", help="a directory written by llmbook finetune")
-    sampling_arguments(p, temperature_default=0.7)
+    sampling_arguments(p, warmth=0.7, k=50)
 
 
 _chat_command.arguments = _chat_arguments

@@ -177,7 +177,7 @@ OTHERS = [  # (argv with {root}, what the message must name)
     (["generate", "{root}/ckpt", "x", "--temperature", "-1"], "--temperature"),
     (["generate", "{root}/ckpt", "x", "--max-new-tokens", "0"], "--max-new-tokens"),
     (["generate", "{root}/ckpt", "x", "--top-p", "0"], "--top-p"),
-    (["generate", "{root}/ckpt", "x", "--top-k", "0"], "--top-k"),
+    (["generate", "{root}/ckpt", "x", "--top-k", "-1"], "--top-k"),
     (["generate", "{root}/nowhere", "x"], "checkpoint {root}/nowhere does not exist"),
     (["generate", "{root}/file.txt", "x"], "checkpoint {root}/file.txt is a file"),
     (["generate", "{root}/tokens", "x"], "{root}/tokens is not a checkpoint"),
