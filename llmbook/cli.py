@@ -543,11 +543,17 @@ def load_model(path, device: str = "cpu"):
     from llmbook.model import load_checkpoint
 
     path = checkpoint_dir(path)
+    # any unreadable file: name it, without a traceback
     try:
         model = load_checkpoint(path, device).eval()
+    except Exception as e:  # noqa: BLE001
+        where = f"{path / 'model.safetensors'} or {path / 'config.json'}"
+        raise ConfigError(f"checkpoint {where} cannot be read: {e}") from None
+    try:
         tok = _tokenizer_io()[1](path)
-    except Exception as e:  # noqa: BLE001 - any unreadable file: name it, no traceback
-        raise ConfigError(f"checkpoint {path} cannot be read: {e}") from None
+    except Exception as e:  # noqa: BLE001
+        where = f"{path / 'tokenizer.tiktoken'} or {path / 'tokenizer.json'}"
+        raise ConfigError(f"checkpoint {where} cannot be read: {e}") from None
     if tok.n_vocab > model.config.vocab_size:
         raise ConfigError(
             f"checkpoint {path}: its tokenizer has {tok.n_vocab:,} tokens, the model "

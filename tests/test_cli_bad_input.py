@@ -182,7 +182,7 @@ OTHERS = [  # (argv with {root}, what the message must name)
     (["generate", "{root}/file.txt", "x"], "checkpoint {root}/file.txt is a file"),
     (["generate", "{root}/tokens", "x"], "{root}/tokens is not a checkpoint"),
     (["generate", "{root}/bare", "x"], "checkpoint {root}/bare has no tokenizer"),
-    (["generate", "{root}/random", "x"], "checkpoint {root}/random cannot be read"),
+    (["generate", "{root}/random", "x"], "{root}/random/model.safetensors or"),
     (["chat", "{root}/nowhere"], "checkpoint {root}/nowhere does not exist"),
     (["chat", "{root}/ckpt", "--temperature", "inf"], "--temperature"),
     (["chat", "{root}/ckpt", "--max-new-tokens", "-3"], "--max-new-tokens"),
@@ -207,6 +207,41 @@ OTHERS = [  # (argv with {root}, what the message must name)
 def test_other_commands(work, capsys, argv, says):
     err = refusal([a.format(root=work) for a in argv], capsys)
     assert says.format(root=work) in err, err
+
+
+def spoil(ckpt, how: str):
+    "Damage a copy of a good checkpoint the way a disk, a crash or a user might."
+    weights = ckpt / "model.safetensors"
+    if how == "empty weights":
+        weights.write_bytes(b"")
+    elif how == "truncated weights":
+        weights.write_bytes(weights.read_bytes()[:200])
+    elif how == "pickle renamed":
+        torch.save({"tok_emb.weight": torch.zeros(3)}, weights)
+    elif how == "config of another shape":
+        config = json.loads((ckpt / "config.json").read_text())
+        (ckpt / "config.json").write_text(json.dumps(config | {"n_embd": 32}))
+    else:  # a corrupt tokenizer
+        (ckpt / "tokenizer.tiktoken").write_text("not base64 at all\n")
+
+
+SPOILED = [
+    ("empty weights", "model.safetensors or"),
+    ("truncated weights", "model.safetensors or"),
+    ("pickle renamed", "model.safetensors or"),
+    ("config of another shape", "config.json cannot be read"),
+    ("corrupt tokenizer", "tokenizer.tiktoken or"),
+]
+
+
+@pytest.mark.parametrize("how, says", SPOILED)
+def test_spoiled_checkpoint_names_the_file(work, capsys, tmp_path, how, says):
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(work / "ckpt", ckpt)
+    spoil(ckpt, how)
+    for argv in (["generate", str(ckpt), "x"], ["finetune", "sft", str(ckpt), "x"]):
+        err = refusal(argv, capsys)
+        assert f"checkpoint {ckpt}/" in err and says in err, err
 
 
 def test_finetune_out_not_writable(work, capsys, tmp_path):
