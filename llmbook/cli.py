@@ -537,7 +537,7 @@ def checkpoint_dir(path) -> Path:
         )
     return path
 
-
+# %% ../nbs/A2_cli.ipynb #c4ec0002
 def load_model(path, device: str = "cpu"):
     "(model, tokenizer) of a checkpoint directory; an unreadable one is a ConfigError."
     from llmbook.model import load_checkpoint
@@ -599,7 +599,7 @@ def top_k(text: str) -> int | None:
     "An argparse type: an integer >= 0, where 0 turns top-k filtering off."
     return None if text.strip() == "0" else positive_int(text)
 
-
+# %% ../nbs/A2_cli.ipynb #5a3b0001
 def sampling_arguments(p: argparse.ArgumentParser, warmth: float, k: int | None):
     "The sampling flags, with their defaults: temperature `warmth`, top-k `k`."
     p.add_argument(
@@ -935,7 +935,9 @@ def finetune(method: str, checkpoint, data, out, args) -> dict:
     ref = copy.deepcopy(model) if method == "dpo" else None
     if args.lora_rank:
         add_lora(model, r=args.lora_rank)
-        model.tok_emb.weight.requires_grad_(True)  # the new tokens' rows
+        # the embedding and output rows of the new tokens, which LoRA cannot reach
+        model.tok_emb.weight.requires_grad_(True)
+        model.lm_head.weight.requires_grad_(True)
     if method == "sft":
         losses = train_sft(model, tok, examples, cfg)
     else:
