@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from llmbook.cli import _tokenizer_io, main
 from llmbook.data import train_bpe
-from llmbook.evaluate import MMLU_SCORES, TASKS, load_tokenizer, save_tokenizer
+from llmbook.evaluate import MMLU_SCORES, TASKS
 from llmbook.foundations import ENDOFTEXT
 from llmbook.model import GPT, GPTConfig, save_checkpoint
+
+save_tokenizer, load_tokenizer = _tokenizer_io()  # Chapter 2's, or Chapter 5's before
 
 
 def llmbook(*args):
@@ -93,7 +96,11 @@ def test_perplexity_of_a_file(ckpt, tmp_path):
 @pytest.mark.parametrize(
     "args, says",
     [
-        (["{tmp}", "mmlu"], "not a checkpoint directory"),
+        (["{tmp}", "mmlu"], "is not a checkpoint"),
+        (["{tmp}/none", "mmlu"], "does not exist"),
+        (["{bare}", "mmlu"], "has no tokenizer"),
+        (["{ckpt}", "mmlu", "--out", "{tmp}"], "is a directory"),
+        (["{ckpt}", "humaneval", "--workers", "0"], "--workers"),
         (["{ckpt}", "mmlu", "--limit", "10"], "one question per subject"),
         (["{ckpt}", "humaneval", "--limit", "500"], "between 1"),
         (["{ckpt}", "gsm8k", "--shots", "-1"], "cannot be negative"),
@@ -108,8 +115,13 @@ def test_perplexity_of_a_file(ckpt, tmp_path):
         (["{ckpt}", "bleu"], "invalid choice"),
     ],
 )
-def test_bad_input_is_a_message(ckpt, tmp_path, args, says):
-    r = llmbook("eval", *[a.format(tmp=tmp_path, ckpt=ckpt[0]) for a in args])
-    assert r.returncode != 0 and says in r.stderr and "Traceback" not in r.stderr, (
-        r.stderr
-    )
+def test_bad_input_is_a_message(ckpt, tmp_path, capsys, args, says):
+    "In this process (milliseconds each); test_cli_bad_input runs the console script."
+    bare = tmp_path / "bare"  # a checkpoint without its tokenizer
+    shutil.copytree(ckpt[0], bare)
+    (bare / "tokenizer.tiktoken").unlink()
+    with pytest.raises(SystemExit) as stop:
+        main(["eval", *[a.format(tmp=tmp_path, ckpt=ckpt[0], bare=bare) for a in args]])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and says in err, err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err

@@ -10,7 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llmbook.cli import DEFAULTS, ConfigError, apply_overrides, load_config
+from llmbook.cli import (
+    DEFAULTS,
+    ConfigError,
+    _tokenizer_io,
+    apply_overrides,
+    load_config,
+)
+from llmbook.data import train_bpe
+from llmbook.foundations import ENDOFTEXT
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,23 +50,32 @@ def test_overrides():
 
 
 def test_example_configs_parse():
-    for path in (ROOT / "configs").glob("*.json"):
-        cfg = load_config(path)
-        from llmbook.train import TrainConfig
+    from llmbook.cli import check_config, recipe_stages
 
-        TrainConfig.from_dict(cfg["train"])
+    for path in (ROOT / "configs").glob("*.json"):
+        if path.name.startswith("recipe-"):
+            stages = recipe_stages(json.loads(path.read_text()), path.parent)
+            assert [name for name, _ in stages][:4] == [
+                "prepare",
+                "train",
+                "sft",
+                "dpo",
+            ]
+            continue
+        cfg = check_config(load_config(path))
         preset = dict(cfg["model"]).pop("preset")
         assert preset in __import__("llmbook.model", fromlist=["PRESETS"]).PRESETS
 
 
 def test_train_and_resume(tmp_path):
     data = tmp_path / "tokens"
-    data.mkdir()
+    tok = train_bpe("to be or not to be " * 40, 300, special_tokens=[ENDOFTEXT])
+    _tokenizer_io()[0](tok, data)  # packed by hand, with its tokenizer, no manifest
     rng = np.random.default_rng(0)
     for split, n in (("train", 5000), ("val", 1000)):
-        rng.integers(0, 64, n).astype(np.uint16).tofile(data / f"{split}.bin")
+        rng.integers(0, 256, n).astype(np.uint16).tofile(data / f"{split}.bin")
     (data / "meta.json").write_text(
-        json.dumps({"dtype": "uint16", "n_vocab": 64, "eot_id": 0})
+        json.dumps({"dtype": "uint16", "n_vocab": tok.n_vocab, "eot_id": 256})
     )
     config = tmp_path / "run.json"
     config.write_text(
@@ -84,7 +101,11 @@ def test_train_and_resume(tmp_path):
     r = llmbook("train", str(config), "--max_steps", "9")
     assert r.returncode == 0, r.stderr
     assert "from step 6 to 9" in r.stderr
-    assert (tmp_path / "run" / "final" / "model.safetensors").exists()
+    final = tmp_path / "run" / "final"
+    assert (final / "model.safetensors").exists()
+    assert (final / "tokenizer.tiktoken").read_bytes() == (
+        data / "tokenizer.tiktoken"
+    ).read_bytes()  # the checkpoint carries the data's tokenizer
     log = [
         json.loads(line)
         for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
@@ -94,8 +115,5 @@ def test_train_and_resume(tmp_path):
 
 def test_bad_option_is_a_message_not_a_traceback():
     r = llmbook("train", "--learning-rate", "1")
-    assert (
-        r.returncode != 0
-        and "no such option" in r.stderr
-        and "Traceback" not in r.stderr
-    )
+    assert r.returncode == 2 and "no such option" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.splitlines()) == 1
