@@ -6,7 +6,8 @@ __all__ = ['WIKI_SAMPLE', 'package_dir', 'load_plays', 'load_gutenberg_shakespea
            'max_repeated_lines', 'clean_corpus', 'normalized_hash', 'exact_duplicates', 'dedup_lines', 'shingle_hashes',
            'MinHasher', 'jaccard', 'lsh_probability', 'lsh_params', 'lsh_candidates', 'similar_pairs',
            'near_duplicates', 'near_dedup', 'random_edits', 'BPETokenizer', 'count_chunks', 'train_bpe_reference',
-           'train_bpe', 'read_rank_file', 'token_dtype', 'split_documents', 'pack_tokens', 'load_tokens', 'batches']
+           'train_bpe', 'CheckpointError', 'read_json', 'read_rank_file', 'token_dtype', 'split_documents',
+           'pack_tokens', 'load_tokens', 'batches']
 
 # %% ../nbs/02_data.ipynb #46ac48b8
 import base64
@@ -778,9 +779,28 @@ def train_bpe(
         )
     return _finish(vocab, pattern, special, merge_counts)
 
+# %% ../nbs/02_data.ipynb #95fe378f
+class CheckpointError(ValueError):
+    "A saved file (tokenizer, weights, config) that is missing, damaged or inconsistent."
+
+
+def read_json(path) -> dict:
+    "The JSON object in the file `path`; anything else is a CheckpointError naming it."
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing")
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path} is not valid JSON ({e})") from None
+    if not isinstance(value, dict):
+        kind = type(value).__name__
+        raise CheckpointError(f"{path} holds a JSON {kind}, not an object")
+    return value
+
 # %% ../nbs/02_data.ipynb #df083d59
 def _save(self, path) -> Path:
-    "Write the ranks in tiktoken's rank-file format: one `base64(token) id` line per token, by id."
+    "Write tiktoken's rank-file format: a line `base64(token) id` per token, by id."
     path = Path(path)
     path.write_text(
         "".join(
@@ -792,26 +812,32 @@ def _save(self, path) -> Path:
 
 # %% ../nbs/02_data.ipynb #0c7ba823
 def read_rank_file(path) -> dict[bytes, int]:
-    "Ranks from a tiktoken rank file, checked: every line `base64 id`, ids distinct, tokens distinct."
-    ranks, ids = {}, set()
+    "Ranks from a tiktoken rank file, checked: lines `base64 id`, no token or id twice."
+    ranks = {}
+    ids = set()
+    if not Path(path).is_file():
+        raise CheckpointError(f"{path} is missing")
     for n, line in enumerate(Path(path).read_bytes().splitlines(), 1):
         if not line.strip():
             continue
         try:
             token, rank = line.split()
-            token, rank = base64.b64decode(token, validate=True), int(rank)
+            token = base64.b64decode(token, validate=True)
+            rank = int(rank)
         except (ValueError, binascii.Error):
-            raise ValueError(
-                f"{path}, line {n}: expected `base64-token id`, got {line[:60]!r}; the rank file is corrupt"
+            raise CheckpointError(
+                f"{path}, line {n}: expected `base64-token id`, "
+                f"got {line[:60]!r}; the rank file is corrupt"
             ) from None
         if token in ranks or rank in ids:
-            raise ValueError(
-                f"{path}, line {n}: token {token!r} or id {rank} appears twice; the rank file is corrupt"
+            raise CheckpointError(
+                f"{path}, line {n}: token {token!r} or id {rank} appears "
+                "twice; the rank file is corrupt"
             )
         ranks[token] = rank
         ids.add(rank)
     if not ranks:
-        raise ValueError(f"{path} holds no tokens; the rank file is empty")
+        raise CheckpointError(f"{path} holds no tokens; the rank file is empty")
     return ranks
 
 
@@ -822,11 +848,16 @@ def _load(
     pattern: str = CL100K_PAT_STR,
     special_tokens: dict[str, int] | None = None,
 ) -> "BPETokenizer":
-    "A tokenizer from a tiktoken rank file (our own `save` or OpenAI's), with the given pattern and special tokens."
-    return cls(read_rank_file(path), pattern, special_tokens, Path(path).stem)
+    "A tokenizer from a tiktoken rank file (ours or OpenAI's), pattern, special tokens."
+    ranks = read_rank_file(path)
+    try:
+        return cls(ranks, pattern, special_tokens, Path(path).stem)
+    except ValueError as e:  # e.g. a byte with no token of its own
+        raise CheckpointError(f"{path}: {e}") from None
 
 
-BPETokenizer.save, BPETokenizer.load = _save, _load
+BPETokenizer.save = _save
+BPETokenizer.load = _load
 
 # %% ../nbs/02_data.ipynb #6ad04855
 def token_dtype(n_vocab: int) -> np.dtype:
