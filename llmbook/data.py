@@ -985,7 +985,7 @@ def load_tokens(path) -> np.memmap:
 def windows(
     tokens: np.ndarray, starts, block_size: int, device=None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    "Windows at `starts`: x holds `block_size` tokens, y the same shifted one to the left."
+    "Windows at `starts`: x holds `block_size` tokens, y the same shifted by one."
     if len(tokens) <= block_size:
         raise ValueError(
             f"the token array has {len(tokens)} tokens, too short for windows of "
