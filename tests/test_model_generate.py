@@ -38,7 +38,7 @@ SHAPE = dict(vocab_size=211, max_seq_len=40, n_layer=2, n_head=4, n_embd=32)
     ],
     ids=str,
 )
-@pytest.mark.parametrize("prompt_len", [1, 17, 40, 55])
+@pytest.mark.parametrize("prompt_len", [1, 40, 55])
 def test_cache_gives_identical_tokens(cfg, settings, prompt_len):
     torch.manual_seed(0)
     model = GPT(cfg)
