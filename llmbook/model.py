@@ -39,6 +39,9 @@ from llmbook.foundations import (
 )
 
 # %% ../nbs/03_model.ipynb #7aa63518
+# The model: configuration, blocks, GPT.
+
+
 def from_dict(cls, d: dict):
     "A `cls` dataclass from a dict: unknown keys and ill-typed values are errors."
     if not isinstance(d, dict):
@@ -368,6 +371,9 @@ def _set_use_sdpa(model, on: bool):
 GPT.use_sdpa = property(_get_use_sdpa, _set_use_sdpa)
 
 # %% ../nbs/03_model.ipynb #dbd5f962
+# Counting: parameters and FLOPs from a configuration alone.
+
+
 def count_params(cfg: GPTConfig, embeddings: bool = True) -> int:
     "Parameters of GPT(cfg) from the config; a tied head counts once."
     C = cfg.n_embd
@@ -404,6 +410,9 @@ def flops_per_token(
     return 3 * forward if training else forward  # backward costs twice the forward
 
 # %% ../nbs/03_model.ipynb #ded941e6
+# Memory and speed: bfloat16 autocast, and measuring a training step.
+
+
 def autocast_bf16(device_type: str, enabled: bool = True):
     "bfloat16 autocast where the device supports it, else a context that does nothing."
     ok = enabled and (
@@ -413,9 +422,6 @@ def autocast_bf16(device_type: str, enabled: bool = True):
     return torch.autocast(device_type, dtype=torch.bfloat16) if ok else nullcontext()
 
 # %% ../nbs/03_model.ipynb #731ac9b1
-# Memory tools: measuring what a training step costs.
-
-
 class LiveTensorMemory(TorchDispatchMode):
     "Bytes of tensor storages created in the `with` block and alive; `peak`: the most."
 
