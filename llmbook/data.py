@@ -694,8 +694,7 @@ def count_chunks(texts: Iterable[str], pattern: str) -> Counter:
 
 
 def _new_token(vocab: list[bytes], index: dict[bytes, int], pair) -> int:
-    """Id of the merged pair's bytes: a new id, or the existing one if a different pair
-    already made these bytes."""
+    "Id of the merged pair's bytes: a new one, or the one another pair already made."
     b = vocab[pair[0]] + vocab[pair[1]]
     if b not in index:
         index[b] = len(vocab)
