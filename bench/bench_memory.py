@@ -13,7 +13,13 @@ import argparse
 
 import torch
 
-from llmbook.model import GPT, GPTConfig, count_params, measure_train_step
+from llmbook.model import (
+    BENCH_SHAPE,
+    GPT,
+    GPTConfig,
+    count_params,
+    measure_train_step,
+)
 
 SETTINGS = {  # name: (use_sdpa, activation_checkpointing, bf16)
     "explicit": (False, False, False),
@@ -26,10 +32,10 @@ SETTINGS = {  # name: (use_sdpa, activation_checkpointing, bf16)
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--n-layer", type=int, default=4)
-    p.add_argument("--n-embd", type=int, default=256)
-    p.add_argument("--n-head", type=int, default=8)
-    p.add_argument("--vocab", type=int, default=2048)
+    p.add_argument("--n-layer", type=int, default=BENCH_SHAPE["n_layer"])
+    p.add_argument("--n-embd", type=int, default=BENCH_SHAPE["n_embd"])
+    p.add_argument("--n-head", type=int, default=BENCH_SHAPE["n_head"])
+    p.add_argument("--vocab", type=int, default=BENCH_SHAPE["vocab_size"])
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--seq-len", type=int, default=256)
     p.add_argument("--steps", type=int, default=5)

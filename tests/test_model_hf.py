@@ -11,7 +11,8 @@ import torch
 transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()
 
-from llmbook.model import (  # noqa: E402 (after the transformers import check)
+from llmbook.data import CheckpointError  # noqa: E402
+from llmbook.model import (  # noqa: E402
     GPT,
     GPTConfig,
     export_hf,
@@ -182,7 +183,22 @@ def test_refusals(tmp_path):
         )
     )
     (tmp_path / "pytorch_model.bin").write_bytes(b"not read")
-    with pytest.raises(FileNotFoundError, match="never unpickles"):
+    with pytest.raises(CheckpointError, match="never unpickles"):
         import_hf(tmp_path)
     with pytest.raises(ValueError, match="always has biases"):
         export_hf(GPT(GPTConfig.gpt2(**SHAPE, bias=False)), tmp_path / "x")
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        *CONFIGS.values(),
+        GPTConfig.gpt2(**SHAPE, dropout=0.1),
+        GPTConfig.llama(**SHAPE, n_kv_head=2, dropout=0.2, norm_eps=1e-6),
+    ],
+    ids=[*CONFIGS, "gpt2-dropout", "llama-dropout"],
+)
+def test_export_then_import_gives_an_equal_config(cfg, tmp_path):
+    """Every field export_hf writes comes back: dropout, norm_eps, rope_base, tying, bias."""
+    export_hf(GPT(cfg), tmp_path)
+    assert import_hf(tmp_path).config == cfg
