@@ -195,15 +195,6 @@ def check_config(config: dict) -> dict:
         raise ConfigError(f"parallel={config['parallel']!r}: choose one of {PARALLEL}")
     return config
 
-# %% ../nbs/A2_cli.ipynb #7fd31a47
-def _tokenizer_io():
-    "save_tokenizer, load_tokenizer: in Chapter 2's module, or Chapter 5's before."
-    try:
-        from llmbook.data import load_tokenizer, save_tokenizer
-    except ImportError:
-        from llmbook.evaluate import load_tokenizer, save_tokenizer
-    return save_tokenizer, load_tokenizer
-
 # %% ../nbs/A2_cli.ipynb #f0b7ec88
 CORPORA = ("plays", "bible", "stdlib")
 
@@ -219,7 +210,7 @@ def load_corpus(name: str) -> dict[str, str]:
 
 def pack_corpus(data: dict, out: Path):
     "Pack data['corpus'] with data['encoding'] into `out`, whole or not at all."
-    from llmbook.data import pack_tokens
+    from llmbook.data import pack_tokens, save_tokenizer
     from llmbook.foundations import ENCODING_NAMES, load_encoding
 
     if data["corpus"] not in CORPORA:
@@ -238,7 +229,7 @@ def pack_corpus(data: dict, out: Path):
     try:
         encoding = load_encoding(data["encoding"])
         pack_tokens(load_corpus(data["corpus"]), encoding, tmp, data["val_fraction"])
-        _tokenizer_io()[0](encoding, tmp)
+        save_tokenizer(encoding, tmp)
         meta = json.loads((tmp / "meta.json").read_text())
         keys = ("corpus", "encoding", "val_fraction")
         manifest = {k: data[k] for k in keys} | {"tokens": meta["tokens"]}
@@ -275,6 +266,7 @@ def prepare_data(data: dict, rank: int = 0) -> Path:
 # %% ../nbs/A2_cli.ipynb #42171fb1
 def check_data(data: dict, out: Path):
     "(tokenizer, meta) of the packed tokens in `out`, if they are the ones asked for."
+    from llmbook.data import load_tokenizer
     from llmbook.foundations import load_encoding
 
     if (out / "manifest.json").exists():
@@ -290,7 +282,7 @@ def check_data(data: dict, out: Path):
                 "mixed: choose another data.dir, or delete this one"
             )
     if (out / "tokenizer.json").exists():
-        tok = _tokenizer_io()[1](out)
+        tok = load_tokenizer(out)
     else:
         tok = load_encoding(data["encoding"])
     meta = json.loads((out / "meta.json").read_text())
@@ -365,6 +357,7 @@ def describe(trainer) -> str:
 
 def save_final(trainer, tok) -> Path | None:
     "Write the model and its tokenizer to out_dir/final, gathered from the ranks."
+    from llmbook.data import save_tokenizer
     from llmbook.model import GPT, save_checkpoint
     from llmbook.train import full_state_dict
 
@@ -378,7 +371,7 @@ def save_final(trainer, tok) -> Path | None:
         model = GPT(trainer.model_config)
         model.load_state_dict(whole)
     path = save_checkpoint(model, trainer.out_dir / "final")
-    return _tokenizer_io()[0](tok, path)
+    return save_tokenizer(tok, path)
 
 # %% ../nbs/A2_cli.ipynb #ca4a8860
 def train(config: dict) -> dict:
@@ -540,6 +533,7 @@ def checkpoint_dir(path) -> Path:
 # %% ../nbs/A2_cli.ipynb #c4ec0002
 def load_model(path, device: str = "cpu"):
     "(model, tokenizer) of a checkpoint directory; an unreadable one is a ConfigError."
+    from llmbook.data import load_tokenizer
     from llmbook.model import load_checkpoint
 
     path = checkpoint_dir(path)
@@ -550,7 +544,7 @@ def load_model(path, device: str = "cpu"):
         where = f"{path / 'model.safetensors'} or {path / 'config.json'}"
         raise ConfigError(f"checkpoint {where} cannot be read: {e}") from None
     try:
-        tok = _tokenizer_io()[1](path)
+        tok = load_tokenizer(path)
     except Exception as e:  # noqa: BLE001
         where = f"{path / 'tokenizer.tiktoken'} or {path / 'tokenizer.json'}"
         raise ConfigError(f"checkpoint {where} cannot be read: {e}") from None

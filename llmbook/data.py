@@ -6,8 +6,8 @@ __all__ = ['WIKI_SAMPLE', 'package_dir', 'load_plays', 'load_gutenberg_shakespea
            'max_repeated_lines', 'clean_corpus', 'normalized_hash', 'exact_duplicates', 'dedup_lines', 'shingle_hashes',
            'MinHasher', 'jaccard', 'lsh_probability', 'lsh_params', 'lsh_candidates', 'similar_pairs',
            'near_duplicates', 'near_dedup', 'random_edits', 'BPETokenizer', 'count_chunks', 'train_bpe_reference',
-           'train_bpe', 'CheckpointError', 'read_json', 'read_rank_file', 'token_dtype', 'split_documents',
-           'pack_tokens', 'load_tokens', 'windows', 'batches']
+           'train_bpe', 'CheckpointError', 'read_json', 'read_rank_file', 'atomic_write', 'save_tokenizer',
+           'load_tokenizer', 'token_dtype', 'split_documents', 'pack_tokens', 'load_tokens', 'windows', 'batches']
 
 # %% ../nbs/02_data.ipynb #46ac48b8
 import base64
@@ -17,7 +17,9 @@ import functools
 import hashlib
 import heapq
 import json
+import os
 import sysconfig
+import tempfile
 import unicodedata
 import warnings
 import xml.etree.ElementTree as ET
@@ -911,6 +913,56 @@ def _load(
 
 BPETokenizer.save = _save
 BPETokenizer.load = _load
+
+# %% ../nbs/02_data.ipynb #acae54e37e7d407bbb7b55eff062a284
+def atomic_write(path: Path, write):
+    "Call write(tmp) on a temporary file next to `path`, then rename it over `path`."
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_tokenizer(tok, path) -> Path:
+    "Write `tok` (BPETokenizer or tiktoken Encoding) as tokenizer.tiktoken + .json."
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if not isinstance(tok, BPETokenizer):
+        tok = BPETokenizer.from_tiktoken(tok)
+    atomic_write(path / "tokenizer.tiktoken", tok.save)
+    meta = {"pattern": tok.pattern, "special_tokens": tok.special_tokens}
+    body = json.dumps(meta, indent=2)
+    atomic_write(path / "tokenizer.json", lambda tmp: Path(tmp).write_text(body))
+    return path
+
+
+def load_tokenizer(spec="gpt2") -> tiktoken.Encoding:
+    "The tokenizer saved in the directory `spec`, or the encoding named `spec`."
+    path = Path(spec)
+    if not path.is_dir():
+        try:
+            return load_encoding(str(spec))
+        except ValueError as e:
+            raise ValueError(
+                f"tokenizer {spec!r} is neither a directory nor an encoding: {e}"
+            ) from None
+    if not (path / "tokenizer.tiktoken").is_file():
+        raise CheckpointError(
+            f"{path} holds no tokenizer.tiktoken; write one with "
+            "llmbook.data.save_tokenizer, or name an encoding such as gpt2"
+        )
+    meta = read_json(path / "tokenizer.json")
+    if not {"pattern", "special_tokens"} <= meta.keys():
+        raise CheckpointError(
+            f"{path / 'tokenizer.json'} lacks 'pattern' or 'special_tokens'"
+        )
+    rank_file = path / "tokenizer.tiktoken"
+    tok = BPETokenizer.load(rank_file, meta["pattern"], meta["special_tokens"])
+    return tok.to_tiktoken()
 
 # %% ../nbs/02_data.ipynb #6ad04855
 def token_dtype(n_vocab: int) -> np.dtype:

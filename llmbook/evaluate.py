@@ -6,8 +6,7 @@ __all__ = ['MMLU_SCORES', 'HUMANEVAL_STOP', 'TASKS', 'SIZES', 'LM', 'gpt_lm', 'h
            'pick', 'wilson_interval', 'macro_interval', 'accuracy_report', 'evaluate_mmlu', 'pass_at_k', 'Limits',
            'SandboxResult', 'Walls', 'available_walls', 'run_sandboxed', 'cut_at_stop', 'generate_until',
            'load_humaneval', 'humaneval_program', 'execute_completions', 'humaneval_report', 'evaluate_humaneval',
-           'gsm8k_answer', 'load_gsm8k', 'gsm8k_prompt', 'evaluate_gsm8k', 'fit_shots', 'EvalInputError',
-           'save_tokenizer', 'load_tokenizer', 'run_eval']
+           'gsm8k_answer', 'load_gsm8k', 'gsm8k_prompt', 'evaluate_gsm8k', 'fit_shots', 'EvalInputError', 'run_eval']
 
 # %% ../nbs/05_evaluation.ipynb #37ef121c
 #| echo: false
@@ -40,9 +39,9 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from .data import BPETokenizer
-from .foundations import ENDOFTEXT, load_encoding, package_file
-from .model import GPT, atomic_write, count_params, generate, load_checkpoint
+from .data import atomic_write, load_tokenizer
+from .foundations import ENDOFTEXT, package_file
+from .model import GPT, count_params, generate, load_checkpoint
 
 # %% ../nbs/05_evaluation.ipynb #2630549b
 @dataclass
@@ -974,40 +973,6 @@ SIZES = dict(mmlu=14_042, humaneval=164, gsm8k=1_319)  # the full test sets
 class EvalInputError(ValueError):
     "A checkpoint, task or option that cannot be evaluated; says what to do instead."
 
-
-def save_tokenizer(tok, path) -> Path:
-    "Write `tok` (BPETokenizer or tiktoken Encoding) as tokenizer.tiktoken + .json."
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    if not isinstance(tok, BPETokenizer):
-        tok = BPETokenizer.from_tiktoken(tok)
-    atomic_write(path / "tokenizer.tiktoken", tok.save)
-    meta = {"pattern": tok.pattern, "special_tokens": tok.special_tokens}
-    body = json.dumps(meta, indent=2)
-    atomic_write(path / "tokenizer.json", lambda tmp: Path(tmp).write_text(body))
-    return path
-
-
-def load_tokenizer(spec="gpt2"):
-    "A tiktoken Encoding: the one saved in the directory `spec`, or the encoding named."
-    path = Path(spec)
-    if not path.is_dir():
-        try:
-            return load_encoding(str(spec))
-        except ValueError as e:
-            raise EvalInputError(
-                f"tokenizer {spec!r} is neither a directory nor an encoding: {e}"
-            ) from None
-    files = [path / "tokenizer.tiktoken", path / "tokenizer.json"]
-    if not all(f.is_file() for f in files):
-        raise EvalInputError(
-            f"{path} holds no tokenizer.tiktoken + tokenizer.json; write them with "
-            "llmbook.evaluate.save_tokenizer, or name an encoding such as gpt2"
-        )
-    meta = json.loads(files[1].read_text())
-    tok = BPETokenizer.load(files[0], meta["pattern"], meta["special_tokens"])
-    return tok.to_tiktoken()
-
 # %% ../nbs/05_evaluation.ipynb #bea3e194
 #| echo: false
 def _writable_report(out_json) -> Path:
@@ -1165,7 +1130,10 @@ def run_eval(
         own = (checkpoint / "tokenizer.tiktoken").is_file()
         tokenizer = checkpoint if own else "gpt2"
     named = isinstance(tokenizer, (str, Path))
-    tok = load_tokenizer(tokenizer) if named else tokenizer
+    try:
+        tok = load_tokenizer(tokenizer) if named else tokenizer
+    except ValueError as e:  # a bad name or damaged files: refuse, as input
+        raise EvalInputError(str(e)) from None
     if tok.n_vocab > model.config.vocab_size:
         raise EvalInputError(
             f"the tokenizer has {tok.n_vocab:,} tokens, the model only "

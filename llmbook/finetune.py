@@ -19,8 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import load_plays, strip_markdown
-from .evaluate import load_tokenizer, save_tokenizer
+from .data import load_plays, load_tokenizer, save_tokenizer, strip_markdown
 from .foundations import ENDOFTEXT
 from .model import GPT, KVCache, load_checkpoint, sample_next, save_checkpoint
 from .train import TrainConfig, lr_at, make_optimizer

@@ -4,14 +4,12 @@
 __all__ = ['CHOICES', 'FAMILIES', 'PRESETS', 'RESIDUAL_PROJECTIONS', 'BENCH_SHAPE', 'from_dict', 'llama_ffn_hidden', 'GPTConfig',
            'complete_config', 'RMSNorm', 'make_norm', 'MLP', 'CausalSelfAttention', 'Block', 'init_gpt2_weights', 'GPT',
            'rope_tables', 'count_params', 'flops_per_token', 'autocast_bf16', 'LiveTensorMemory', 'measure_train_step',
-           'filter_logits', 'sample_next', 'KVCache', 'generate', 'atomic_write', 'save_checkpoint',
-           'check_safetensors', 'load_checkpoint', 'hf_layout', 'export_hf', 'import_hf']
+           'filter_logits', 'sample_next', 'KVCache', 'generate', 'save_checkpoint', 'check_safetensors',
+           'load_checkpoint', 'hf_layout', 'export_hf', 'import_hf']
 
 # %% ../nbs/03_model.ipynb #a18ee24c
 import json
 import math
-import os
-import tempfile
 import time
 import types
 import typing
@@ -29,7 +27,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.checkpoint import checkpoint
 
-from .data import CheckpointError, read_json
+from .data import CheckpointError, atomic_write, read_json
 from llmbook.foundations import (
     GPT2_ENDOFTEXT_ID,
     LearnedPositionalEmbedding,
@@ -605,19 +603,8 @@ def generate(
     return idx
 
 # %% ../nbs/03_model.ipynb #5f3fcdd6
-# Checkpoints: safetensors weights and a JSON config, written atomically.
-
-
-def atomic_write(path: Path, write):
-    "Call write(tmp) on a temporary file next to `path`, then rename it over `path`."
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+# Checkpoints: safetensors weights and a JSON config, written atomically
+# with Chapter 2's atomic_write.
 
 
 def save_checkpoint(model: GPT, path) -> Path:

@@ -15,12 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from llmbook.cli import DATA_PACKAGES, _tokenizer_io, main
-from llmbook.data import train_bpe
+from llmbook.cli import DATA_PACKAGES, main
+from llmbook.data import save_tokenizer, train_bpe
 from llmbook.foundations import ENDOFTEXT
 from llmbook.model import GPT, GPTConfig, save_checkpoint
 
-save_tokenizer = _tokenizer_io()[0]
 TEXT = " ".join(f"{w}{i}" for i in range(40) for w in ("to be", "or not", "that is"))
 TOKENS = 300
 

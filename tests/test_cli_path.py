@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 from safetensors import safe_open
 
-from llmbook.cli import _tokenizer_io, main
-from llmbook.data import train_bpe
+from llmbook.cli import main
+from llmbook.data import save_tokenizer, train_bpe
 from llmbook.finetune import CHAT_TOKENS, load_chat_model
 from llmbook.foundations import ENDOFTEXT
 
-save_tokenizer, load_tokenizer = _tokenizer_io()
 TEXT = " ".join(f"{w}{i}" for i in range(40) for w in ("to be", "or not", "that is"))
 
 

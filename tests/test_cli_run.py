@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from llmbook.cli import _tokenizer_io, main
-from llmbook.data import train_bpe
+from llmbook.cli import main
+from llmbook.data import save_tokenizer, train_bpe
 from llmbook.foundations import ENDOFTEXT
 
 TEXT = " ".join(f"{w}{i}" for i in range(40) for w in ("to be", "or not", "that is"))
@@ -17,7 +17,7 @@ TEXT = " ".join(f"{w}{i}" for i in range(40) for w in ("to be", "or not", "that 
 def test_run_stops_then_resumes(tmp_path, capsys):
     tok = train_bpe(TEXT, 300, special_tokens=[ENDOFTEXT])
     data = tmp_path / "tokens"
-    _tokenizer_io()[0](tok, data)
+    save_tokenizer(tok, data)
     ids = np.array(tok.encode_ordinary(TEXT * 10), dtype=np.uint16)
     ids[: len(ids) * 4 // 5].tofile(data / "train.bin")
     ids[len(ids) * 4 // 5 :].tofile(data / "val.bin")

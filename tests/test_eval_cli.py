@@ -10,13 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from llmbook.cli import _tokenizer_io, main
-from llmbook.data import train_bpe
+from llmbook.cli import main
+from llmbook.data import load_tokenizer, save_tokenizer, train_bpe
 from llmbook.evaluate import MMLU_SCORES, TASKS
 from llmbook.foundations import ENDOFTEXT
 from llmbook.model import GPT, GPTConfig, save_checkpoint
-
-save_tokenizer, load_tokenizer = _tokenizer_io()  # Chapter 2's, or Chapter 5's before
 
 
 def llmbook(*args):

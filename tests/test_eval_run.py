@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import llmbook.evaluate as evaluate
-from llmbook.data import train_bpe
-from llmbook.evaluate import EvalInputError, run_eval, save_tokenizer
+from llmbook.data import save_tokenizer, train_bpe
+from llmbook.evaluate import EvalInputError, run_eval
 from llmbook.foundations import ENDOFTEXT
 from llmbook.model import GPT, GPTConfig, save_checkpoint
 

@@ -13,11 +13,10 @@ import pytest
 from llmbook.cli import (
     DEFAULTS,
     ConfigError,
-    _tokenizer_io,
     apply_overrides,
     load_config,
 )
-from llmbook.data import train_bpe
+from llmbook.data import save_tokenizer, train_bpe
 from llmbook.foundations import ENDOFTEXT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +69,7 @@ def test_example_configs_parse():
 def test_train_and_resume(tmp_path):
     data = tmp_path / "tokens"
     tok = train_bpe("to be or not to be " * 40, 300, special_tokens=[ENDOFTEXT])
-    _tokenizer_io()[0](tok, data)  # packed by hand, with its tokenizer, no manifest
+    save_tokenizer(tok, data)  # packed by hand, with its tokenizer, no manifest
     rng = np.random.default_rng(0)
     for split, n in (("train", 5000), ("val", 1000)):
         rng.integers(0, 256, n).astype(np.uint16).tofile(data / f"{split}.bin")
