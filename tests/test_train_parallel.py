@@ -44,7 +44,7 @@ def results(tmp_path_factory):
     assert run.returncode == 0, run.stderr[-4000:]
     return {
         r["mode"]: r
-        for r in (json.loads(l) for l in run.stdout.splitlines() if l.startswith("{"))
+        for r in (json.loads(s) for s in run.stdout.splitlines() if s.startswith("{"))
     }
 
 
