@@ -6,13 +6,13 @@ __all__ = ['SPARK', 'STRATEGIES', 'FORMAT_VERSION', 'MUST_MATCH', 'BYTES_PER_PAR
            'default_device', 'init_distributed', 'MetricsLog', 'read_metrics', 'sparkline', 'LossDisplay',
            'SingleProcess', 'make_strategy', 'StepTrainer', 'TrainingError', 'TrainingDiverged', 'Interrupted',
            'check_bad_steps', 'evaluate_loss', 'StopSignals', 'Trainer', 'save_optimizer', 'load_optimizer',
-           'save_full_state', 'load_full_state', 'ResumeError', 'write_checkpoint', 'read_trainer_json',
-           'read_checkpoint', 'prune_checkpoints', 'RunLock', 'RunDir', 'barrier', 'save_step', 'model_state_bytes',
-           'activation_bytes', 'Parallel', 'DDPStrategy', 'save_sharded', 'load_sharded', 'FSDPStrategy',
-           'ColumnParallelLinear', 'RowParallelLinear', 'head_rows', 'chunk', 'ShardedAttention', 'tensor_parallel',
-           'save_rank_files', 'load_rank_files', 'TensorParallel', 'tensor_parallel_dtensor', 'restore_qkv_order',
-           'DTensorParallel', 'PipelineStageModule', 'PipelineParallel', 'gather_stages', 'FSDPTensorParallel',
-           'full_state_dict', 'check_parallel']
+           'save_full_state', 'load_full_state', 'ResumeError', 'read_trainer_json', 'write_model', 'write_checkpoint',
+           'read_checkpoint', 'prune_checkpoints', 'RunLock', 'RunDir', 'barrier', 'save_step', 'export_model',
+           'model_state_bytes', 'activation_bytes', 'Parallel', 'DDPStrategy', 'save_sharded', 'load_sharded',
+           'FSDPStrategy', 'ColumnParallelLinear', 'RowParallelLinear', 'head_rows', 'chunk', 'ShardedAttention',
+           'tensor_parallel', 'save_rank_files', 'load_rank_files', 'TensorParallel', 'tensor_parallel_dtensor',
+           'restore_qkv_order', 'DTensorParallel', 'PipelineStageModule', 'PipelineParallel', 'gather_stages',
+           'FSDPTensorParallel', 'full_state_dict', 'check_parallel']
 
 # %% ../nbs/04_training.ipynb #27804860
 import fcntl
@@ -656,34 +656,9 @@ def load_full_state(s: SingleProcess, module, opt, path: Path):
     load_model(s.unwrap(module), path / "model.safetensors", device=device)
     load_optimizer(opt, path / "optimizer.safetensors", device)
 
-# %% ../nbs/04_training.ipynb #7603708f
+# %% ../nbs/04_training.ipynb #e299f31a
 class ResumeError(ValueError):
     "A checkpoint this run cannot resume from; the message names the file and why."
-
-
-def write_checkpoint(t: "Trainer", path: Path):
-    "Every rank writes its part of a checkpoint into the directory `path`."
-    whole = t.strategy.whole_model(t.model, t.raw_model)  # a collective
-    if t.info.is_main:  # the model as anyone reads it, whatever the strategy
-        save_checkpoint(whole, path)
-    t.strategy.save_state(t.model, t.opt, path)  # what resuming needs besides
-    rng = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state()
-    save_file(rng, path / f"rng-{t.info.rank}.safetensors")
-    if t.info.is_main:
-        meta = dict(
-            format_version=FORMAT_VERSION,
-            step=t.step,
-            bad_steps=t.bad_steps,
-            parallel=t.strategy.name,
-            layout=t.strategy.layout,
-            world=t.info.world,
-            schedule_steps=t.schedule.max_steps,
-            train=asdict(t.cfg),
-            model=t.raw_model.config.to_dict(),
-        )
-        (path / "trainer.json").write_text(json.dumps(meta, indent=1))
 
 
 def read_trainer_json(path: Path) -> dict:
@@ -698,6 +673,42 @@ def read_trainer_json(path: Path) -> dict:
             f"reads version {FORMAT_VERSION}: use the llmbook that wrote it"
         )
     return meta
+
+# %% ../nbs/04_training.ipynb #7603708f
+def write_model(t: "Trainer", path: Path):
+    """The model as anyone reads it, whatever the strategy: weights, config, the
+    tokenizer when the trainer has one, trainer.json. Rank 0 writes; a collective."""
+    whole = t.strategy.whole_model(t.model, t.raw_model)
+    if not t.info.is_main:
+        return
+    save_checkpoint(whole, path)
+    tokenizer = getattr(t, "tokenizer", None)  # a Trainer's, when it was given one
+    if tokenizer is not None:
+        from llmbook.data import save_tokenizer  # Chapter 2's, where it belongs
+
+        save_tokenizer(tokenizer, path)
+    meta = dict(
+        format_version=FORMAT_VERSION,
+        step=t.step,
+        bad_steps=t.bad_steps,
+        parallel=t.strategy.name,
+        layout=t.strategy.layout,
+        world=t.info.world,
+        schedule_steps=t.schedule.max_steps,
+        train=asdict(t.cfg),
+        model=t.raw_model.config.to_dict(),
+    )
+    (path / "trainer.json").write_text(json.dumps(meta, indent=1))
+
+
+def write_checkpoint(t: "Trainer", path: Path):
+    "Every rank writes its part of a checkpoint into the directory `path`."
+    write_model(t, path)
+    t.strategy.save_state(t.model, t.opt, path)  # what resuming needs besides
+    rng = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state()
+    save_file(rng, path / f"rng-{t.info.rank}.safetensors")
 
 # %% ../nbs/04_training.ipynb #6c53b842
 MUST_MATCH = ("batch_size", "block_size", "grad_accum", "seed", "lr", "min_lr")
@@ -867,6 +878,25 @@ def save_step(t: "Trainer") -> Path:
         prune_checkpoints(out, t.cfg.keep_ckpts, protect={name})
     barrier(info)
     return final
+
+# %% ../nbs/04_training.ipynb #c8835258
+def export_model(t: "Trainer", path) -> Path:
+    """The trained model as a self-contained directory (weights, config, tokenizer,
+    trainer.json), written aside and renamed. A collective: every rank calls it."""
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}")
+    if t.info.is_main:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    barrier(t.info)
+    write_model(t, tmp)
+    barrier(t.info)
+    if t.info.is_main:
+        if path.exists():
+            shutil.rmtree(path)
+        os.rename(tmp, path)
+    barrier(t.info)
+    return path
 
 # %% ../nbs/04_training.ipynb #23bb4121
 BYTES_PER_PARAM = {
