@@ -571,8 +571,7 @@ class StopSignals:
 
 # %% ../nbs/04_training.ipynb #e7dd98a8
 class Trainer(StepTrainer):
-    """Runs the steps: `fit`, with a JSONL log, evaluations and, given `out_dir`,
-    checkpoints every cfg.ckpt_every steps and resuming from the latest."""
+    "Runs the steps: `fit`, a log, evaluations; with `out_dir`, checkpoints, resuming."
 
     def __init__(self, model: GPT, cfg: TrainConfig, train_tokens, val_tokens=None,
                  out_dir=None, parallel="none", progress: bool = True,
@@ -595,14 +594,15 @@ class Trainer(StepTrainer):
         end = cfg.max_steps if steps is None else min(cfg.max_steps, self.step + steps)
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not self.progress)
         signum = 0
+        if self.run:
+            self.run.acquire()  # again, after an earlier fit released it
         with StopSignals(self.info, active=self.run is not None) as stop:
             try:
                 while self.step < end and not signum:
                     m = self.train_step()
                     check_bad_steps(self, m)
                     due = cfg.eval_every and self.val_tokens is not None
-                    last = self.step == cfg.max_steps
-                    if due and (self.step % cfg.eval_every == 0 or last):
+                    if due and (self.step % cfg.eval_every == 0 or self.step == end):
                         m["val_loss"] = self.evaluate()
                     self.history.append(m)
                     if on_log and self.info.is_main:
