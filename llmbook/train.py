@@ -12,7 +12,7 @@ __all__ = ['SPARK', 'STRATEGIES', 'FORMAT_VERSION', 'MUST_MATCH', 'BYTES_PER_PAR
            'FSDPStrategy', 'ColumnParallelLinear', 'RowParallelLinear', 'head_rows', 'chunk', 'ShardedAttention',
            'tensor_parallel', 'save_rank_files', 'load_rank_files', 'TensorParallel', 'tensor_parallel_dtensor',
            'restore_qkv_order', 'DTensorParallel', 'PipelineStageModule', 'PipelineParallel', 'gather_stages',
-           'FSDPTensorParallel', 'full_state_dict', 'check_parallel']
+           'FSDPTensorParallel', 'full_state_dict', 'placement', 'check_parallel']
 
 # %% ../nbs/04_training.ipynb #27804860
 import fcntl
@@ -1490,6 +1490,16 @@ def full_state_dict(module: nn.Module, parallel="none") -> dict[str, torch.Tenso
     "Every parameter whole, named as in the plain GPT (a collective under torchrun)."
     return make_strategy(parallel).full_state_dict(module)
 
+# %% ../nbs/04_training.ipynb #c2afa3bc
+def placement(s: SingleProcess, module: nn.Module) -> dict:
+    "This rank's coordinates and its piece of blocks.0.mlp.up_proj.weight."
+    p = dict(module.named_parameters()).get("blocks.0.mlp.up_proj.weight")
+    local = p.to_local() if hasattr(p, "to_local") else p
+    names = getattr(getattr(s, "mesh", None), "mesh_dim_names", None) or ()
+    tp = s.mesh["tp"].get_local_rank() if "tp" in names else None
+    shape = None if local is None else list(local.shape)
+    return dict(rank=s.info.rank, dp=s.dp_rank, tp=tp, shape=shape)
+
 # %% ../nbs/04_training.ipynb #9ee601b4
 def check_parallel(mode: str, steps: int = 4, seed: int = 0) -> dict:
     """Under torchrun: train a tiny GPT for `steps` steps under strategy `mode` and,
@@ -1520,6 +1530,8 @@ def check_parallel(mode: str, steps: int = 4, seed: int = 0) -> dict:
     norms = [(m["grad_norm"], r["grad_norm"]) for m, r in zip(par.history, ref.history)]
     out["max_norm_rel_diff"] = max(abs(a - b) / b for a, b in norms)
     out["max_weight_diff"] = largest_diff(par.strategy.full_state_dict(par.model))
+    out["holds"] = [None] * info.world  # who holds what: one weight's local piece
+    dist.all_gather_object(out["holds"], placement(par.strategy, par.model))
     box = [tempfile.mkdtemp() if info.is_main else None]
     dist.broadcast_object_list(box)
     cfg.ckpt_every = steps // 2
