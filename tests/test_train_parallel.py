@@ -1,11 +1,14 @@
-"""Every parallel mode of llmbook.train on two processes (torchrun, gloo on CPU) against single-process
-training: after 4 steps of 2 micro-batches, each step's loss within 1e-5 and every weight within 5e-5
-(float32; Adam turns rounding in tiny gradients into slightly larger weight differences). Every mode must
-also resume exactly from its halfway checkpoint (ddp: rank 0's safetensors; fsdp, dtensor-tp:
-torch.distributed.checkpoint; tp, pp-*: one safetensors file per rank)."""
+"""Every parallel strategy of llmbook.train against single-process training (torchrun,
+gloo on CPU): after 4 steps of 2 micro-batches, each step's loss within 1e-5 and every
+weight within 5e-5 (float32; Adam turns rounding in tiny gradients into slightly larger
+weight differences), the gradient norm within 1e-5 relative. Every strategy must also
+resume exactly from its halfway checkpoint, whose model.safetensors holds the whole
+model. The 1D strategies run on two processes, FSDP x TP on a 2x2 mesh of four, and DDP
+once more across two torchrun agents started as two nodes."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -44,9 +47,7 @@ def results(tmp_path_factory):
     assert run.returncode == 0, run.stderr[-4000:]
     return {
         r["mode"]: r
-        for r in (
-            json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")
-        )
+        for r in (json.loads(s) for s in run.stdout.splitlines() if s.startswith("{"))
     }
 
 
@@ -62,3 +63,62 @@ def test_matches_single_process(results, mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_resume_is_exact(results, mode):
     assert results[mode]["resume_exact"], results[mode]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_checkpoint_holds_the_whole_model_and_norms_agree(results, mode):
+    r = results[mode]
+    assert r["checkpoint_diff"] < 5e-5, r  # model.safetensors, gathered from shards
+    assert r["max_norm_rel_diff"] < 1e-5, r  # clipping saw the same gradient norm
+
+
+def launch(script, mode, *torchrun_args):
+    return subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", *torchrun_args, script, mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+
+
+def rank0_result(*procs) -> dict:
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-4000:]
+    lines = [s for out, _ in outs for s in out.splitlines() if s.startswith("{")]
+    assert len(lines) == 1, lines
+    return json.loads(lines[0])
+
+
+def test_fsdp_x_tp_on_a_2x2_mesh(tmp_path):
+    "2D: tensor parallel pairs {0,1} {2,3}, FSDP across them, on four processes."
+    script = tmp_path / "check.py"
+    script.write_text(SCRIPT)
+    r = rank0_result(
+        launch(str(script), "fsdp+tp", "--standalone", "--nproc_per_node=4")
+    )
+    assert r["world"] == 4 and len(r["losses"]) == 4
+    assert r["max_loss_diff"] < 1e-5 and r["max_weight_diff"] < 5e-5, r
+    assert r["resume_exact"] and r["checkpoint_diff"] < 5e-5, r
+    assert r["max_norm_rel_diff"] < 1e-5, r
+
+
+def test_two_nodes_equal_one_process(tmp_path):
+    "Two torchrun agents as two nodes, meeting at a c10d rendezvous on the loopback."
+    script = tmp_path / "check.py"
+    script.write_text(SCRIPT)
+    with socket.socket() as s:  # a free port for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    node = [
+        "--nnodes=2",
+        "--nproc_per_node=1",
+        "--rdzv_backend=c10d",
+        f"--rdzv_endpoint=127.0.0.1:{port}",
+        "--rdzv_id=two-nodes",
+    ]
+    r = rank0_result(*(launch(str(script), "ddp", *node) for _ in range(2)))
+    assert r["world"] == 2
+    assert r["max_loss_diff"] < 1e-5 and r["max_weight_diff"] < 5e-5, r
+    assert r["resume_exact"] and r["checkpoint_diff"] < 5e-5, r

@@ -119,7 +119,8 @@ def test_resume_reproduces_losses_exactly(tmp_path):
         json.loads(line)
         for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
     ]
-    assert [r["step"] for r in records] == list(range(1, 7)) + list(range(5, 13))
+    # one record per step: the resumed run dropped the records after its checkpoint
+    assert [r["step"] for r in records] == list(range(1, 13))
 
 
 def test_half_written_checkpoint_is_ignored(tmp_path):
