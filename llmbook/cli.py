@@ -4,11 +4,10 @@
 __all__ = ['DEFAULTS', 'SECTIONS', 'TOP_LEVEL', 'AT_LEAST', 'CORPORA', 'COMMANDS', 'DATA_PACKAGES', 'RECIPE_KEYS', 'ConfigError',
            'options', 'parse_value', 'did_you_mean', 'apply_overrides', 'read_config', 'load_config', 'fits',
            'check_config', 'load_corpus', 'pack_corpus', 'check_writable', 'prepare_data', 'check_data', 'run_configs',
-           'load_splits', 'describe', 'save_final', 'train', 'command', 'Parser', 'build_parser', 'main',
-           'checkpoint_dir', 'load_model', 'positive_int', 'number', 'temperature', 'probability', 'top_k',
-           'sampling_arguments', 'stream_text', 'generate_text', 'write_chat_data', 'read_examples', 'with_chat_tokens',
-           'grow_vocab', 'fit_context', 'finetune', 'as_flags', 'recipe_stages', 'loss_plot', 'headline', 'report_card',
-           'run_recipe']
+           'load_splits', 'describe', 'train', 'command', 'Parser', 'build_parser', 'main', 'checkpoint_dir',
+           'load_model', 'positive_int', 'number', 'temperature', 'probability', 'top_k', 'sampling_arguments',
+           'stream_text', 'generate_text', 'write_chat_data', 'read_examples', 'with_chat_tokens', 'grow_vocab',
+           'fit_context', 'finetune', 'as_flags', 'recipe_stages', 'loss_plot', 'headline', 'report_card', 'run_recipe']
 
 # %% ../nbs/A2_cli.ipynb #75988d4d
 import argparse
@@ -354,34 +353,13 @@ def describe(trainer) -> str:
         f"{'fused' if trainer.raw_model.use_sdpa else 'explicit'} attention"
     )
 
-
-def save_final(trainer, tok) -> Path | None:
-    "Write the model and its tokenizer to out_dir/final, gathered from the ranks."
-    from llmbook.data import save_tokenizer
-    from llmbook.model import GPT, save_checkpoint
-    from llmbook.train import full_state_dict
-
-    whole = None
-    if trainer.mode not in ("none", "ddp"):  # a collective: every rank takes part
-        whole = full_state_dict(trainer.model, trainer.mode)
-    if not trainer.info.is_main:
-        return None
-    model = trainer.raw_model
-    if whole is not None:  # the shards or stages gathered into one model
-        model = GPT(trainer.model_config)
-        model.load_state_dict(whole)
-    path = save_checkpoint(model, trainer.out_dir / "final")
-    return save_tokenizer(tok, path)
-
 # %% ../nbs/A2_cli.ipynb #ca4a8860
 def train(config: dict) -> dict:
     "Run `llmbook train`: check, pack the data if needed, train (resuming), save."
-    import inspect
-
     import torch
 
     from llmbook.model import GPT
-    from llmbook.train import Trainer, init_distributed
+    from llmbook.train import Trainer, export_model, init_distributed
 
     check_config(config)
     out_dir = check_writable(Path(config["out_dir"]), "out_dir")
@@ -390,12 +368,6 @@ def train(config: dict) -> dict:
     tok, meta = check_data(config["data"], data_dir)
     mcfg, tcfg = run_configs(config, meta["n_vocab"])
     train_tokens, val_tokens = load_splits(data_dir, tcfg)
-    # every checkpoint carries the tokenizer, where the Trainer can write it
-    own = (
-        {"tokenizer": tok}
-        if "tokenizer" in inspect.signature(Trainer).parameters
-        else {}
-    )
     torch.manual_seed(tcfg.seed)  # the same initial weights on every rank
     trainer = Trainer(
         GPT(mcfg),
@@ -405,13 +377,13 @@ def train(config: dict) -> dict:
         out_dir=out_dir,
         parallel=config["parallel"],
         progress=config["progress"],
-        **own,
+        tokenizer=tok,  # every checkpoint carries it
     )
     if trainer.info.is_main:
         (out_dir / "config.json").write_text(json.dumps(config, indent=1))
         print(describe(trainer), file=sys.stderr)
     history = trainer.fit()
-    save_final(trainer, tok)
+    export_model(trainer, out_dir / "final")  # weights, config, tokenizer
     vals = [m["val_loss"] for m in history if "val_loss" in m]
     summary = dict(
         step=trainer.step,
@@ -470,7 +442,7 @@ def build_parser() -> Parser:
 # %% ../nbs/A2_cli.ipynb #89f79912
 def main(argv: list[str] | None = None):
     "The `llmbook` console script: `llmbook COMMAND ...`."
-    from llmbook.train import TrainingDiverged
+    from llmbook.train import ResumeError, TrainingDiverged, TrainingError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("LLMBOOK_DEBUG") == "1" or "--debug" in argv
@@ -481,14 +453,16 @@ def main(argv: list[str] | None = None):
         if rest and not takes_rest:
             raise ConfigError(f"unrecognized arguments: {' '.join(rest)}")
         COMMANDS[args.command][1](args, rest)
-    except (ConfigError, TrainingDiverged, ModuleNotFoundError) as e:
+    except (ConfigError, TrainingError, ResumeError, ModuleNotFoundError) as e:
         if debug or (type(e) is ModuleNotFoundError and e.name):
             raise  # a missing data package has no module name; a bug has one
         message = " ".join(str(e).split())  # one line
         if type(e) is ModuleNotFoundError:
             message += f"; all the data packages: {DATA_PACKAGES}"
         print(f"llmbook {args.command}: {message}", file=sys.stderr)
-        raise SystemExit(1 if isinstance(e, TrainingDiverged) else 2) from None
+        # a run that diverged is a failed run; the rest is input to correct
+        diverged = isinstance(e, TrainingDiverged)
+        raise SystemExit(1 if diverged else 2) from None
 
 # %% ../nbs/A2_cli.ipynb #cef0052a
 @command("train", "pretrain a GPT on packed tokens")

@@ -39,6 +39,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 from tqdm import tqdm
 
+from .data import save_tokenizer  # a checkpoint carries its tokenizer
 from llmbook.foundations import (
     apply_rope,
     attention,
@@ -54,11 +55,6 @@ from llmbook.model import (
     load_checkpoint,
     save_checkpoint,
 )
-
-try:  # Chapter 2's; a checkpoint carries its run's tokenizer with it
-    from llmbook.data import save_tokenizer
-except ImportError:  # an llmbook where it has not moved there yet
-    save_tokenizer = None
 
 # %% ../nbs/04_training.ipynb #808a942e
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -685,9 +681,7 @@ def write_model(t: "Trainer", path: Path):
         return
     save_checkpoint(whole, path)
     tokenizer = getattr(t, "tokenizer", None)  # a Trainer's, when it was given one
-    if tokenizer is not None and save_tokenizer is None:
-        tqdm.write("tokenizer not saved: this llmbook.data has no save_tokenizer")
-    elif tokenizer is not None:
+    if tokenizer is not None:
         save_tokenizer(tokenizer, path)
     meta = dict(
         format_version=FORMAT_VERSION,

@@ -18,6 +18,7 @@ from llmbook.cli import (
 )
 from llmbook.data import save_tokenizer, train_bpe
 from llmbook.foundations import ENDOFTEXT
+from llmbook.train import FORMAT_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,6 +106,14 @@ def test_train_and_resume(tmp_path):
     assert (final / "tokenizer.tiktoken").read_bytes() == (
         data / "tokenizer.tiktoken"
     ).read_bytes()  # the checkpoint carries the data's tokenizer
+    # every step's checkpoint is self-contained too: weights, config, tokenizer, state
+    steps = sorted((tmp_path / "run").glob("step_*"))
+    assert steps, "no step checkpoints were kept"
+    for step in [*steps, final]:
+        for name in ("model.safetensors", "config.json", "tokenizer.tiktoken"):
+            assert (step / name).is_file(), f"{step.name} lacks {name}"
+        trainer_json = json.loads((step / "trainer.json").read_text())
+        assert trainer_json["format_version"] == FORMAT_VERSION
     log = [
         json.loads(line)
         for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
