@@ -290,7 +290,10 @@ def roadmap(current: str | None = None) -> Svg:
         314,
         658,
         50,
-        ["**B Command line**", "`llmbook data | train | eval | chat | run`"],
+        [
+            "**B Command line**",
+            "`llmbook prepare | train | finetune | generate | chat | eval | run`",
+        ],
         cli,
     )
     return s
