@@ -1118,17 +1118,15 @@ def run_eval(
     workers: int = 4,
 ) -> dict:
     """Evaluate the checkpoint directory `checkpoint` on `task`; with `out_json`, also
-    write the report there, atomically. `limit`: a seeded subset (stratified by subject
-    for MMLU). `tokenizer`: an encoding name, a save_tokenizer directory, or an object
-    with encode/decode (default: the checkpoint's own, else gpt2). `k`: shots (MMLU 5,
-    GSM8K 4; fewer if the prompts do not fit). `text`: the file for perplexity. `score`:
-    MMLU scoring (MMLU_SCORES). `workers`: HumanEval sandboxes at a time."""
+    write the report there, atomically. `limit`: a seeded subset (by subject for MMLU).
+    `tokenizer`: an encoding name, a save_tokenizer directory or an object with
+    encode/decode (default: the checkpoint's own; it must have one). `k`: shots (fewer
+    if the prompts do not fit). `text`: the perplexity file. `workers`: sandboxes."""
     checkpoint = Path(checkpoint)
     _eval_inputs(checkpoint, task, limit, k, text, out_json, score, workers)
     model = load_checkpoint(checkpoint).eval()
-    if tokenizer is None:
-        own = (checkpoint / "tokenizer.tiktoken").is_file()
-        tokenizer = checkpoint if own else "gpt2"
+    if tokenizer is None:  # the checkpoint's own, never a guessed encoding
+        tokenizer = checkpoint
     named = isinstance(tokenizer, (str, Path))
     try:
         tok = load_tokenizer(tokenizer) if named else tokenizer

