@@ -23,6 +23,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from llmbook.data import save_tokenizer, train_bpe
+from llmbook.foundations import ENDOFTEXT
 from llmbook.model import GPT, GPTConfig, load_checkpoint
 from llmbook.train import (
     ResumeError,
@@ -42,8 +44,12 @@ def make_config(tmp: Path, name: str) -> Path:
         rng = np.random.default_rng(0)
         for split, n in (("train", 20000), ("val", 2000)):
             rng.integers(0, 128, n).astype(np.uint16).tofile(data / f"{split}.bin")
+        # packed by hand, with a tokenizer of its own that covers the ids (the CLI
+        # reads a data directory's tokenizer and refuses one that does not match)
+        tok = train_bpe("to be or not to be " * 40, 260, special_tokens=[ENDOFTEXT])
+        save_tokenizer(tok, data)
         (data / "meta.json").write_text(
-            json.dumps({"dtype": "uint16", "n_vocab": 128, "eot_id": 0})
+            json.dumps({"dtype": "uint16", "n_vocab": tok.n_vocab, "eot_id": 0})
         )
     cfg = {
         "model": {"preset": "tiny", "n_layer": 4, "n_embd": 128, "max_seq_len": 64},
