@@ -6,14 +6,12 @@ import io
 import json
 import shutil
 
-import numpy as np
 import pytest
+from conftest import pack_by_hand
 from safetensors import safe_open
 
 from llmbook.cli import main
-from llmbook.data import save_tokenizer, train_bpe
 from llmbook.finetune import CHAT_TOKENS, load_chat_model
-from llmbook.foundations import ENDOFTEXT
 
 TEXT = " ".join(f"{w}{i}" for i in range(40) for w in ("to be", "or not", "that is"))
 
@@ -28,14 +26,8 @@ def run(capsys, *argv) -> str:
 def trained(tmp_path_factory):
     "A two-step tiny run on hand-packed tokens of a 300-token BPE; its final checkpoint."
     root = tmp_path_factory.mktemp("path")
-    tok = train_bpe(TEXT, 300, special_tokens=[ENDOFTEXT])
     data = root / "tokens"
-    save_tokenizer(tok, data)
-    ids = np.array(tok.encode_ordinary(TEXT * 10), dtype=np.uint16)
-    ids[: len(ids) * 4 // 5].tofile(data / "train.bin")
-    ids[len(ids) * 4 // 5 :].tofile(data / "val.bin")
-    meta = {"dtype": "uint16", "n_vocab": tok.n_vocab, "eot_id": 256}
-    (data / "meta.json").write_text(json.dumps(meta))
+    tok = pack_by_hand(data, TEXT)
     config = {
         "model": {"preset": "tiny", "max_seq_len": 64},
         "train": {"batch_size": 2, "block_size": 32, "max_steps": 2, "compile": False},

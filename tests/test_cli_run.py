@@ -4,25 +4,17 @@ report card holds its tables, samples, chat replies and figures (issue 12)."""
 
 import json
 
-import numpy as np
 import pytest
+from conftest import pack_by_hand
 
 from llmbook.cli import main
-from llmbook.data import save_tokenizer, train_bpe
-from llmbook.foundations import ENDOFTEXT
 
 TEXT = " ".join(f"{w}{i}" for i in range(40) for w in ("to be", "or not", "that is"))
 
 
 def test_run_stops_then_resumes(tmp_path, capsys):
-    tok = train_bpe(TEXT, 300, special_tokens=[ENDOFTEXT])
     data = tmp_path / "tokens"
-    save_tokenizer(tok, data)
-    ids = np.array(tok.encode_ordinary(TEXT * 10), dtype=np.uint16)
-    ids[: len(ids) * 4 // 5].tofile(data / "train.bin")
-    ids[len(ids) * 4 // 5 :].tofile(data / "val.bin")
-    meta = {"dtype": "uint16", "n_vocab": tok.n_vocab, "eot_id": 256}
-    (data / "meta.json").write_text(json.dumps(meta))
+    pack_by_hand(data, TEXT)
     config = {
         "model": {"preset": "tiny", "max_seq_len": 64},
         "train": {"batch_size": 2, "block_size": 32, "max_steps": 3, "compile": False},
