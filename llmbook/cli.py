@@ -6,8 +6,9 @@ __all__ = ['DEFAULTS', 'SECTIONS', 'TOP_LEVEL', 'AT_LEAST', 'CORPORA', 'COMMANDS
            'check_config', 'load_corpus', 'pack_corpus', 'check_writable', 'prepare_data', 'check_data', 'run_configs',
            'load_splits', 'describe', 'train', 'command', 'Parser', 'build_parser', 'main', 'checkpoint_dir',
            'load_model', 'positive_int', 'number', 'temperature', 'probability', 'top_k', 'sampling_arguments',
-           'stream_text', 'generate_text', 'write_chat_data', 'read_examples', 'with_chat_tokens', 'grow_vocab',
-           'fit_context', 'finetune', 'as_flags', 'recipe_stages', 'loss_plot', 'headline', 'report_card', 'run_recipe']
+           'stream_text', 'generate_text', 'write_chat_data', 'read_conversation', 'read_examples', 'with_chat_tokens',
+           'grow_vocab', 'fit_context', 'finetune', 'as_flags', 'recipe_stages', 'loss_plot', 'headline', 'report_card',
+           'run_recipe']
 
 # %% ../nbs/A2_cli.ipynb #75988d4d
 import argparse
@@ -774,8 +775,21 @@ _prepare_command.arguments = _prepare_arguments
 _prepare_command.takes_rest = True
 
 # %% ../nbs/A2_cli.ipynb #221f0a80
+def read_conversation(row) -> list[dict]:
+    "The messages of one SFT line, checked: user and assistant turns, text content."
+    turns = [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
+    for m in turns:
+        if m["role"] not in ("user", "assistant"):
+            raise ValueError(f"role {m['role']!r}; the roles are user and assistant")
+        if not isinstance(m["content"], str):
+            raise TypeError(f"content {m['content']!r} is not text")
+    if not any(m["role"] == "assistant" for m in turns):
+        raise ValueError("no assistant turn to train on")
+    return turns
+
+
 def read_examples(path, method: str) -> list[dict]:
-    "(prompt, chosen[, rejected]) examples from a JSONL file of `method`'s shape."
+    "Examples from a JSONL file of `method`'s shape: messages, or prompt and answers."
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"data {path}: no such file")
@@ -788,13 +802,9 @@ def read_examples(path, method: str) -> list[dict]:
             if method == "dpo":
                 keys = ("prompt", "chosen", "rejected")
                 examples.append({k: str(row[k]) for k in keys})
-                continue
-            turns = row["messages"]
-            for ask, reply in zip(turns, turns[1:]):
-                if (ask["role"], reply["role"]) == ("user", "assistant"):
-                    pair = (str(ask["content"]), str(reply["content"]))
-                    examples.append(dict(zip(("prompt", "chosen"), pair)))
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            else:
+                examples.append({"messages": read_conversation(row)})
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
             shape = (
                 '{"prompt", "chosen", "rejected"}'
                 if method == "dpo"
@@ -843,23 +853,20 @@ def grow_vocab(model, n_vocab: int):
 
 # %% ../nbs/A2_cli.ipynb #fa11ed01
 def fit_context(examples: list[dict], tok, n_ctx: int) -> list[dict]:
-    "The examples whose answers fit the model's context with their prompt."
-    from llmbook.finetune import encode_chat
+    "The examples that fit the model's context: a conversation, or prompt and answers."
+    from llmbook.finetune import as_chat, encode_chat
 
-    def length(prompt: str, reply: str) -> int:
-        talk = [
-            {"role": "user", "content": prompt},
-            {"role": "assistant", "content": reply},
-        ]
-        inputs = len(encode_chat(tok, talk)[0]) - 1  # all ids but the last
+    def length(messages: list[dict]) -> int:
+        inputs = len(encode_chat(tok, messages)[0]) - 1  # all ids but the last
         return -(-inputs // 16) * 16  # collate pads to a multiple of 16
 
-    answers = ("chosen", "rejected")
-    kept = [
-        e
-        for e in examples
-        if all(length(e["prompt"], e[k]) <= n_ctx for k in answers if k in e)
-    ]
+    def fits(e: dict) -> bool:
+        if "messages" in e:
+            return length(e["messages"]) <= n_ctx
+        answers = [e[k] for k in ("chosen", "rejected") if k in e]
+        return all(length(as_chat(e["prompt"], a)) <= n_ctx for a in answers)
+
+    kept = [e for e in examples if fits(e)]
     if not kept:
         raise ConfigError(f"no example fits the model's context of {n_ctx} tokens")
     if len(kept) < len(examples):

@@ -2,10 +2,10 @@
 
 # %% auto #0
 __all__ = ['TASKS', 'USER', 'ASSISTANT', 'END', 'CHAT_TOKENS', 'LORA_TARGETS', 'parse_play', 'load_speeches', 'split_scenes',
-           'make_examples', 'special_id', 'encode_chat', 'sft_targets', 'collate', 'train_sft', 'LoRALinear',
-           'add_lora', 'merge_lora', 'response_logprob', 'dpo_loss', 'train_dpo', 'stream_reply', 'answer',
-           'option_logprobs', 'preference_logprobs', 'save_chat_model', 'load_chat_model', 'fit_history', 'chat_reply',
-           'chat_printer', 'chat']
+           'make_examples', 'special_id', 'encode_chat', 'sft_targets', 'collate_chats', 'as_chat', 'collate',
+           'conversation', 'train_sft', 'LoRALinear', 'add_lora', 'merge_lora', 'response_logprob', 'dpo_loss',
+           'train_dpo', 'stream_reply', 'answer', 'option_logprobs', 'preference_logprobs', 'save_chat_model',
+           'load_chat_model', 'fit_history', 'chat_reply', 'chat_printer', 'chat']
 
 # %% ../nbs/A1_posttraining.ipynb #035db4ed
 import copy
@@ -191,25 +191,32 @@ def sft_targets(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask[:, 1:], ids[:, 1:], torch.full_like(ids[:, 1:], -100))
 
 
-def collate(
-    tok, pairs: list[tuple[str, str]], multiple: int = 16
+def collate_chats(
+    tok, conversations: list[list[dict]], multiple: int = 16
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(prompt, response) pairs -> inputs x (B, T) and masked targets y (B, T), padded
-    on the right so that T is a multiple of `multiple`: a few shapes recur, and the
-    CPU kernels do not meet a new one every batch."""
-    rows = [
-        encode_chat(
-            tok, [{"role": "user", "content": p}, {"role": "assistant", "content": r}]
-        )
-        for p, r in pairs
-    ]
-    T, pad = (
-        -(-(max(len(i) for i, _ in rows) - 1) // multiple) * multiple + 1,
-        special_id(tok, ENDOFTEXT),
-    )
+    """Conversations (lists of messages) -> inputs x (B, T) and masked targets y (B, T),
+    padded on the right so that T is a multiple of `multiple`: a few shapes recur, and
+    the CPU kernels do not meet a new one every batch."""
+    rows = [encode_chat(tok, messages) for messages in conversations]
+    longest = max(len(ids) for ids, _ in rows)
+    T = -(-(longest - 1) // multiple) * multiple + 1
+    pad = special_id(tok, ENDOFTEXT)
     ids = torch.tensor([i + [pad] * (T - len(i)) for i, _ in rows])
     mask = torch.tensor([m + [False] * (T - len(m)) for _, m in rows])
     return ids[:, :-1], sft_targets(ids, mask)
+
+
+def as_chat(prompt: str, response: str) -> list[dict]:
+    "One exchange as a conversation: the user's prompt and the assistant's response."
+    return [
+        {"role": "user", "content": prompt},
+        {"role": "assistant", "content": response},
+    ]
+
+
+def collate(tok, pairs: list[tuple[str, str]], multiple: int = 16):
+    "(prompt, response) pairs -> x, y, as collate_chats of one exchange each."
+    return collate_chats(tok, [as_chat(p, r) for p, r in pairs], multiple)
 
 # %% ../nbs/A1_posttraining.ipynb #8dbf6c37
 def _optimizer_step(
@@ -227,16 +234,21 @@ def _optimizer_step(
     opt.step()
 
 
+def conversation(example: dict) -> list[dict]:
+    "The messages of an example: its own, or its prompt and chosen answer."
+    if "messages" in example:
+        return example["messages"]
+    return as_chat(example["prompt"], example["chosen"])
+
+
 def train_sft(model: GPT, tok, examples: list[dict], cfg: TrainConfig) -> list[float]:
-    """Supervised fine-tuning on (prompt, chosen) of `examples`, the loss on response
-    tokens only; returns the losses."""
+    """Supervised fine-tuning on `examples` (conversations, or prompt and chosen), the
+    loss on the assistant's tokens only; returns the losses."""
     opt, rng, losses = make_optimizer(model, cfg), random.Random(cfg.seed), []
     model.train()
     for step in range(cfg.max_steps):
-        x, y = collate(
-            tok,
-            [(e["prompt"], e["chosen"]) for e in rng.sample(examples, cfg.batch_size)],
-        )
+        batch = rng.sample(examples, cfg.batch_size)
+        x, y = collate_chats(tok, [conversation(e) for e in batch])
         _, loss = model(x, y)
         _optimizer_step(model, opt, loss, step, cfg)
         losses.append(loss.item())

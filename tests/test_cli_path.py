@@ -79,6 +79,8 @@ def test_sft_then_dpo_with_lora_then_chat(trained, capsys, monkeypatch, tmp_path
     talk = [
         {"role": "user", "content": "to be1"},
         {"role": "assistant", "content": "or not1"},
+        {"role": "user", "content": "and then"},  # a second turn, trained in context
+        {"role": "assistant", "content": "the question"},
     ]
     (tmp_path / "sft.jsonl").write_text(json.dumps({"messages": talk}) + "\n")
     pair = {"prompt": "to be2", "chosen": "or not2", "rejected": "that is2"}
