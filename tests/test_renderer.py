@@ -81,6 +81,20 @@ def test_process_notebook_honours_directives():
     ]
 
 
+def test_unnumbered_front_heading_is_not_the_first_line():
+    """Quarto takes a notebook's first heading as its title, dropping `.unnumbered`
+    (the preface became chapter 1): something must precede it in its cell."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Preface {.unnumbered}\n\nText.")]
+    out = book.process_notebook(nb)
+    assert [c.cell_type for c in out.cells] == ["markdown"]
+    first, rest = out.cells[0].source.split("\n", 1)
+    assert first.strip() and not first.startswith("#")
+    assert rest == "# Preface {.unnumbered}\n\nText."
+    nb.cells = [nbformat.v4.new_markdown_cell("# Foundations {#sec-foundations}")]
+    assert book.process_notebook(nb).cells[0].source == nb.cells[0].source
+
+
 def test_image_links_follow_the_notebook_into_proc():
     md = "![A diagram.](../figures/x.svg)\n\n```\n![not](../figures/x.svg)\n```\n![web](https://example.org/a.png)"
     moved = book.relink_images(

@@ -358,16 +358,24 @@ SOLUTION_OPEN = (
 SOLUTION_CLOSE = ":::\n:::"
 
 
-def front_matter_title(cell) -> nbformat.NotebookNode | None:
-    """`# Preface {.unnumbered}` as YAML front matter (a raw cell): Quarto promotes a
-    notebook's first heading to its title and drops the class, numbering the preface as
-    chapter 1; an explicit title keeps it (Quarto's `isNumberedChapter` reads the class
-    from the YAML title)."""
-    m = FRONT_TITLE.match(cell.source + "\n")
-    if cell.cell_type != "markdown" or not m:
-        return None
-    title = yaml.safe_dump({"title": f"{m.group('title')} {{{m.group('attrs')}}}"})
-    return nbformat.v4.new_raw_cell(f"---\n{title}---")
+# Quarto makes a notebook's first heading its title when nothing precedes it in its cell,
+# and drops the heading's classes: `# Preface {.unnumbered}` became chapter 1 of the HTML
+# book (quarto-cli#8526, checked with Quarto 1.10.16 and 1.10.18). A YAML title does not
+# help: Quarto's HTML numbering reads classes only from a `# Title {.x}` heading. So the
+# heading stays a heading, after a comment that keeps Quarto from taking it as the title.
+FRONT_HEADING_GUARD = (
+    "<!-- this heading stays a heading: Quarto would make it the title and number the "
+    "chapter (quarto-cli#8526) -->\n"
+)
+
+
+def guard_front_heading(cell) -> bool:
+    """Put FRONT_HEADING_GUARD before a first cell's `# Title {.unnumbered}` heading;
+    True where it did."""
+    if cell.cell_type != "markdown" or not FRONT_TITLE.match(cell.source + "\n"):
+        return False
+    cell.source = FRONT_HEADING_GUARD + cell.source
+    return True
 
 
 def process_notebook(
@@ -392,10 +400,8 @@ def process_notebook(
                 )
                 cell.metadata["solution"] = solution
             if cell.cell_type == "markdown":
-                raw = front_matter_title(cell) if ci == 0 else None
-                if raw is not None:
-                    out.cells.append(raw)
-                    cell.source = FRONT_TITLE.sub("", cell.source + "\n", count=1)
+                if ci == 0:
+                    guard_front_heading(cell)
                 cell.source = relink_images(cell.source, src_dir, out_dir)
             out.cells.append(cell)
             continue
