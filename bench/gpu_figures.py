@@ -121,7 +121,7 @@ def main():
     else:  # the same path at the tiny preset's size, uncompiled to stay quick
         model = dict(preset="tiny")
         train = dict(batch_size=4, block_size=64, max_steps=8, compile=False)
-    train.update(warmup_steps=5, eval_every=0)
+    train.update(warmup_steps=5)  # eval_every: None, no evaluation
     peak = mm_peak(device, 8192 if cuda else 512)
     sheet = next((v for k, v in DATASHEET_BF16.items() if k in name), None)
     print(

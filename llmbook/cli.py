@@ -144,14 +144,14 @@ def load_config(path=None, overrides=()) -> dict:
     return apply_overrides(config, list(overrides))
 
 # %% ../nbs/A2_cli.ipynb #c59f82ed
-AT_LEAST = {  # the smallest value of each count; 0 turns evaluation or checkpoints off
+AT_LEAST = {  # the smallest value of each count; null turns an interval off
     "train.batch_size": 1,
     "train.block_size": 1,
     "train.grad_accum": 1,
     "train.max_steps": 1,
     "train.eval_batches": 1,
-    "train.eval_every": 0,
-    "train.ckpt_every": 0,
+    "train.eval_every": 1,
+    "train.ckpt_every": 1,
     "train.keep_ckpts": 1,
     "train.warmup_steps": 0,
     "train.max_bad_steps": 1,
@@ -186,8 +186,9 @@ def check_config(config: dict) -> dict:
             raise ConfigError(f"{key}={value!r}: expected a value of type {kind}")
         if type(value) is float and not math.isfinite(value):
             raise ConfigError(f"{key}={value!r}: expected a finite number")
-        if key in AT_LEAST and value < AT_LEAST[key]:
-            raise ConfigError(f"{key}={value!r}: must be at least {AT_LEAST[key]}")
+        if key in AT_LEAST and value is not None and value < AT_LEAST[key]:
+            off = ", or null for none" if fits(None, types[key]) else ""
+            raise ConfigError(f"{key}={value!r}: must be at least {AT_LEAST[key]}{off}")
     if not 0 < config["data"]["val_fraction"] < 1:
         what = "a share of the documents strictly between 0 and 1"
         raise ConfigError(f"data.val_fraction={config['data']['val_fraction']}: {what}")
@@ -329,7 +330,7 @@ def load_splits(data_dir: Path, tcfg) -> tuple:
     from llmbook.data import load_tokens
 
     splits = []
-    for name, needed in (("train", True), ("val", tcfg.eval_every > 0)):
+    for name, needed in (("train", True), ("val", tcfg.eval_every is not None)):
         path = data_dir / f"{name}.bin"
         n = path.stat().st_size if path.exists() else 0
         tokens = load_tokens(path) if n else []
@@ -478,7 +479,7 @@ def _train_arguments(p: argparse.ArgumentParser):
         "CONFIG.json has the sections model, train and data, and out_dir, parallel\n"
         "and progress. Any option can be overridden: --train.lr 3e-4, --lr 3e-4,\n"
         "--model.n_layer 4, --parallel ddp. Counts of steps and batches are at\n"
-        "least 1 (eval_every and ckpt_every: 0 turns them off).\n\n"
+        "least 1 (eval_every and ckpt_every: null turns them off).\n\n"
         "example:\n  llmbook train configs/plays-tiny.json --max_steps 200\n"
         "  torchrun --nproc_per_node 2 -m llmbook.cli train CONFIG --parallel ddp"
     )

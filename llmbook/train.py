@@ -103,9 +103,9 @@ class TrainConfig:
     beta2: float = 0.95
     grad_clip: float = 1.0  # the largest global gradient norm; 0: no clipping
     max_bad_steps: int = 5  # non-finite losses in a row before the run gives up
-    eval_every: int = 0  # 0: no evaluation during training
+    eval_every: int | None = None  # steps between evaluations; None: none
     eval_batches: int = 4
-    ckpt_every: int = 0  # 0: no checkpoints
+    ckpt_every: int | None = None  # steps between checkpoints; None: none
     keep_ckpts: int = 2
     seed: int = 0
     bf16: bool | str = False  # bfloat16 autocast: True, False or "auto" (use_bf16)
@@ -113,6 +113,10 @@ class TrainConfig:
     attention: str = "auto"  # "sdpa", "explicit" or "auto" (use_sdpa)
 
     def __post_init__(self):
+        for key in ("eval_every", "ckpt_every"):  # 0 is a mistake, not "off"
+            every = getattr(self, key)
+            if every is not None and not every >= 1:
+                raise ValueError(f"{key}={every!r}: must be at least 1, or None")
         if self.bf16 not in (True, False, "auto"):
             raise ValueError(f'bf16={self.bf16!r}: choose true, false or "auto"')
         if self.attention not in ("sdpa", "explicit", "auto"):
@@ -603,7 +607,7 @@ class Trainer(StepTrainer):
             while self.step < end and not signum:
                 m = self.train_step()
                 check_bad_steps(self, m)
-                due = cfg.eval_every and self.val_tokens is not None
+                due = cfg.eval_every is not None and self.val_tokens is not None
                 if due and (self.step % cfg.eval_every == 0 or self.step == end):
                     m["val_loss"] = self.evaluate()
                 self.history.append(m)
@@ -844,7 +848,8 @@ class RunDir:
         if self.log:
             self.log.write(m)
         every, end = t.cfg.ckpt_every, t.cfg.max_steps
-        due = every and (t.step % every == 0 or t.step == end) and not m["skipped"]
+        due = every is not None and (t.step % every == 0 or t.step == end)
+        due = due and not m["skipped"]
         if due or signum:
             save_step(t)
 
@@ -1533,7 +1538,7 @@ def check_parallel(mode: str, steps: int = 4, seed: int = 0) -> dict:
     dist.all_gather_object(out["holds"], placement(par.strategy, par.model))
     box = [tempfile.mkdtemp() if info.is_main else None]
     dist.broadcast_object_list(box)
-    cfg.ckpt_every = steps // 2
+    cfg.ckpt_every = max(1, steps // 2)
     run(mode, box[0], steps // 2 + 1)  # one step past the checkpoint, then "crash"
     again, out["resumed_losses"] = run(mode, box[0])
     out["resume_exact"] = out["resumed_losses"] == losses[steps // 2 :]
