@@ -3,12 +3,12 @@
 # %% auto #0
 __all__ = ['DEFAULTS', 'SECTIONS', 'TOP_LEVEL', 'AT_LEAST', 'CORPORA', 'COMMANDS', 'DATA_PACKAGES', 'RECIPE_KEYS', 'ConfigError',
            'options', 'parse_value', 'did_you_mean', 'apply_overrides', 'read_config', 'load_config', 'fits',
-           'check_config', 'load_corpus', 'pack_corpus', 'check_writable', 'prepare_data', 'check_data', 'run_configs',
-           'load_splits', 'describe', 'train', 'command', 'Parser', 'build_parser', 'main', 'checkpoint_dir',
-           'load_model', 'positive_int', 'number', 'temperature', 'probability', 'top_k', 'sampling_arguments',
-           'stream_text', 'generate_text', 'write_chat_data', 'read_conversation', 'read_examples', 'with_chat_tokens',
-           'grow_vocab', 'fit_context', 'finetune', 'as_flags', 'recipe_stages', 'loss_plot', 'headline', 'report_card',
-           'run_recipe']
+           'check_config', 'load_corpus', 'shipped_documents', 'corpus_documents', 'pack_corpus', 'check_writable',
+           'prepare_data', 'check_data', 'run_configs', 'load_splits', 'describe', 'train', 'command', 'Parser',
+           'build_parser', 'main', 'checkpoint_dir', 'load_model', 'positive_int', 'number', 'temperature',
+           'probability', 'top_k', 'sampling_arguments', 'stream_text', 'generate_text', 'write_chat_data',
+           'read_conversation', 'read_examples', 'with_chat_tokens', 'grow_vocab', 'fit_context', 'finetune',
+           'as_flags', 'recipe_stages', 'loss_plot', 'headline', 'report_card', 'run_recipe']
 
 # %% ../nbs/A2_cli.ipynb #75988d4d
 import argparse
@@ -22,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import typing
+from collections.abc import Iterable, Iterator
 from dataclasses import fields
 from pathlib import Path
 
@@ -209,13 +210,31 @@ def load_corpus(name: str) -> dict[str, str]:
     return D.load_bible() if name == "bible" else D.load_stdlib()
 
 
+def shipped_documents(name: str) -> Iterator[tuple[str, str]]:
+    "(key, text) of a corpus the book ships, loaded when first read."
+    yield from load_corpus(name).items()
+
+
+def corpus_documents(corpus: str) -> Iterable[tuple[str, str]]:
+    "(key, text) of a corpus the book ships, by name, or of a directory of files."
+    from llmbook.data import read_documents
+
+    if corpus in CORPORA:
+        return shipped_documents(corpus)
+    if Path(corpus).is_dir():
+        return read_documents(corpus)  # a stream: one file at a time
+    raise ConfigError(
+        f"data.corpus={corpus!r}: choose one of {CORPORA}, or a directory of .txt or "
+        ".jsonl files"
+    )
+
+# %% ../nbs/A2_cli.ipynb #c0ffee0e
 def pack_corpus(data: dict, out: Path):
     "Pack data['corpus'] with data['encoding'] into `out`, whole or not at all."
-    from llmbook.data import pack_tokens, save_tokenizer
+    from llmbook.data import pack_stream, save_tokenizer
     from llmbook.foundations import ENCODING_NAMES, load_encoding
 
-    if data["corpus"] not in CORPORA:
-        raise ConfigError(f"data.corpus={data['corpus']!r}: choose one of {CORPORA}")
+    docs = corpus_documents(data["corpus"])
     if data["encoding"] not in ENCODING_NAMES:
         names = ENCODING_NAMES
         raise ConfigError(f"data.encoding={data['encoding']!r}: choose one of {names}")
@@ -229,7 +248,10 @@ def pack_corpus(data: dict, out: Path):
     print(f"packing {data['corpus']!r} with {data['encoding']!r}", file=sys.stderr)
     try:
         encoding = load_encoding(data["encoding"])
-        pack_tokens(load_corpus(data["corpus"]), encoding, tmp, data["val_fraction"])
+        try:
+            pack_stream(docs, encoding, tmp, data["val_fraction"])
+        except ValueError as e:  # an unreadable file or line of the user's corpus
+            raise ConfigError(f"data.corpus: {e}") from None
         save_tokenizer(encoding, tmp)
         meta = json.loads((tmp / "meta.json").read_text())
         keys = ("corpus", "encoding", "val_fraction")

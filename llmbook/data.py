@@ -7,7 +7,8 @@ __all__ = ['WIKI_SAMPLE', 'package_dir', 'load_plays', 'load_gutenberg_shakespea
            'MinHasher', 'jaccard', 'lsh_probability', 'lsh_params', 'lsh_candidates', 'similar_pairs',
            'near_duplicates', 'near_dedup', 'random_edits', 'BPETokenizer', 'count_chunks', 'train_bpe_reference',
            'train_bpe', 'CheckpointError', 'read_json', 'read_rank_file', 'atomic_write', 'save_tokenizer',
-           'load_tokenizer', 'token_dtype', 'split_documents', 'pack_tokens', 'load_tokens', 'windows', 'batches']
+           'load_tokenizer', 'token_dtype', 'is_validation', 'split_documents', 'pack_tokens', 'load_tokens', 'windows',
+           'batches', 'read_documents', 'pack_stream']
 
 # %% ../nbs/02_data.ipynb #46ac48b8
 import base64
@@ -23,8 +24,9 @@ import tempfile
 import unicodedata
 import warnings
 import xml.etree.ElementTree as ET
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -970,18 +972,18 @@ def token_dtype(n_vocab: int) -> np.dtype:
     return np.dtype(np.uint16 if n_vocab <= 2**16 else np.uint32)
 
 
+def is_validation(key: str, val_fraction: float) -> bool:
+    "Whether the document `key` is held out: a hash of the key, not a random draw."
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") / 2**64 < val_fraction
+
+
 def split_documents(
     docs: dict[str, str], val_fraction: float = 0.1
 ) -> tuple[list[str], list[str]]:
     """Deterministic train/validation split by a hash of each key: stable under
     reordering and adding documents."""
-    val = {
-        k
-        for k in docs
-        if int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "little")
-        / 2**64
-        < val_fraction
-    }
+    val = {k for k in docs if is_validation(k, val_fraction)}
     return [k for k in docs if k not in val], [k for k in docs if k in val]
 
 # %% ../nbs/02_data.ipynb #d6386811
@@ -1057,3 +1059,110 @@ def batches(
     while True:
         starts = torch.randint(len(tokens) - block_size, (batch_size,), generator=g)
         yield windows(tokens, starts.tolist(), block_size)
+
+# %% ../nbs/02_data.ipynb #57a00002
+def read_documents(root) -> Iterator[tuple[str, str]]:
+    """The documents of a directory, one at a time: every `.txt` file below `root`, and
+    every line {"text": ...} of every `.jsonl` file, keyed by path (and line number)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"{root} is not a directory of .txt or .jsonl files")
+    files = sorted(p for p in root.rglob("*") if p.suffix in (".txt", ".jsonl"))
+    if not files:
+        raise ValueError(f"{root} holds no .txt or .jsonl files")
+    for path in files:
+        key = path.relative_to(root).as_posix()
+        try:
+            with path.open(encoding="utf-8") as f:
+                if path.suffix == ".txt":
+                    yield key, f.read()
+                    continue
+                for n, line in enumerate(f, 1):
+                    if line.strip():
+                        yield f"{key}:{n}", _jsonl_text(line, f"{path}:{n}")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: not UTF-8 text ({e.reason})") from None
+
+
+def _jsonl_text(line: str, where: str) -> str:
+    "The text of one JSONL line, or an error that names the line."
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{where}: not JSON ({e.msg})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+        raise ValueError(f'{where}: expected an object with a "text" string')
+    return record["text"]
+
+# %% ../nbs/02_data.ipynb #57a00004
+def _start_worker(tokenizer, eot_id: list[int], dtype):
+    "Each worker process keeps the tokenizer, once, in a global of its own."
+    global _worker
+    _worker = (tokenizer, eot_id, dtype)
+
+
+def _encode_batch(batch: list[tuple[bool, str]]) -> tuple[bytes, bytes]:
+    "(train ids, validation ids) of a batch of (is held out, text), as raw bytes."
+    tokenizer, eot_id, dtype = _worker
+    ids = ([], [])
+    for held_out, text in batch:
+        ids[held_out].extend(tokenizer.encode_ordinary(text) + eot_id)
+    return tuple(np.array(i, dtype=dtype).tobytes() for i in ids)
+
+
+def _text_batches(docs, val_fraction: float, batch_chars: int):
+    "Batches of (is held out, text) of about `batch_chars` characters each."
+    batch, size = [], 0
+    for key, text in docs:
+        batch.append((is_validation(key, val_fraction), text))
+        size += len(text)
+        if size >= batch_chars:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+# %% ../nbs/02_data.ipynb #57a00005
+def pack_stream(
+    docs: Iterable[tuple[str, str]],
+    tokenizer: "BPETokenizer | tiktoken.Encoding",
+    out_dir,
+    val_fraction: float = 0.1,
+    workers: int | None = None,
+    batch_chars: int = 1 << 20,
+    eot: str = ENDOFTEXT,
+) -> dict[str, Path]:
+    """`pack_tokens` for a stream of (key, text) documents, in bounded memory: batches
+    are encoded by `workers` processes (default: one per core) and written in order."""
+    if eot not in tokenizer.special_tokens_set:
+        raise ValueError(
+            f"the tokenizer has no special token {eot!r} to separate documents"
+        )
+    eot_id = tokenizer.encode(eot, allowed_special={eot})
+    dtype = token_dtype(tokenizer.n_vocab)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {split: out_dir / f"{split}.bin" for split in ("train", "val")}
+    sizes = {"train": 0, "val": 0}
+    workers = workers or os.cpu_count()
+    start = (tokenizer, eot_id, dtype)
+    pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=start)
+    with pool, paths["train"].open("wb") as train, paths["val"].open("wb") as val:
+        pending = deque()
+
+        def write_oldest():
+            for split, f, ids in zip(sizes, (train, val), pending.popleft().result()):
+                f.write(ids)
+                sizes[split] += len(ids) // dtype.itemsize
+
+        for batch in _text_batches(docs, val_fraction, batch_chars):
+            pending.append(pool.submit(_encode_batch, batch))
+            if len(pending) >= 2 * workers:  # the bound on memory
+                write_oldest()
+        while pending:
+            write_oldest()
+    if sizes["train"] + sizes["val"] == 0:
+        raise ValueError("the corpus is empty: there are no documents to pack")
+    meta = {"dtype": dtype.name, "n_vocab": tokenizer.n_vocab, "eot_id": eot_id[0]}
+    (out_dir / "meta.json").write_text(json.dumps(meta | {"tokens": sizes}))
+    return paths

@@ -310,3 +310,55 @@ def test_diverged_run_exits_nonzero_and_says_so(work, capsys, tmp_path, monkeypa
         main(["train", str(work / "run.json"), "--out_dir", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert stop.value.code == 1 and "not finite" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "files, says",
+    [
+        ({}, "holds no .txt or .jsonl files"),
+        ({"a.jsonl": '{"text": "ok"}\n[1, 2]\n'}, "a.jsonl:2: expected an object with"),
+        ({"a.jsonl": "{not json\n"}, "a.jsonl:1: not JSON"),
+        ({"b.txt": b"caf\xe9"}, "b.txt: not UTF-8"),
+    ],
+)
+def test_own_corpus_is_refused_at_its_place(work, capsys, tmp_path, files, says):
+    "A directory corpus with a bad file: its path (and line) named, nothing packed."
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, content in files.items():
+        write = (corpus / name).write_bytes if isinstance(content, bytes) else None
+        (write or (corpus / name).write_text)(content)
+    out = tmp_path / "tokens"
+    argv = ["prepare", str(work / "run.json"), "--data.dir", str(out)]
+    with pytest.raises(SystemExit) as stop:
+        main([*argv, "--data.encoding", "gpt2", "--data.corpus", str(corpus)])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert stop.value.code == 2 and says in err and "Traceback" not in err, err
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["corpus"]
+
+
+def test_own_corpus_directory_packs(work, capsys, tmp_path):
+    "A directory of .txt and .jsonl files packs; its manifest names the directory."
+    corpus = tmp_path / "corpus"
+    (corpus / "sub").mkdir(parents=True)
+    (corpus / "sub" / "a.txt").write_text("To be, or not to be.")
+    rows = [{"text": f"line {i} of the corpus"} for i in range(30)]
+    (corpus / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "tokens"
+    argv = ["prepare", str(work / "run.json"), "--data.dir", str(out)]
+    main([*argv, "--data.encoding", "gpt2", "--data.corpus", str(corpus)])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["corpus"] == str(corpus) and manifest["encoding"] == "gpt2"
+    from llmbook.data import load_tokenizer, load_tokens
+
+    tok = load_tokenizer(out)
+    docs = [
+        d
+        for split in ("train", "val")
+        for d in tok.decode(load_tokens(out / f"{split}.bin").tolist()).split(ENDOFTEXT)
+        if d
+    ]
+    assert sorted(docs) == sorted([r["text"] for r in rows] + ["To be, or not to be."])
+    assert sum(manifest["tokens"].values()) == sum(
+        len(tok.encode_ordinary(d)) + 1 for d in docs
+    )

@@ -90,10 +90,21 @@ def shown_code(nb_path):
         yield i, flags, body
 
 
+def fenced_code(nb_path):
+    """(cell index, code) of each fenced code block (```) in the prose: printed too."""
+    nb = nbformat.read(nb_path, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            for inside, text in book.split_fences(cell.source):
+                if inside:
+                    yield i, text
+
+
 def too_wide(nb_path, width=PAGE_WIDTH):
+    shown = [(i, body) for i, _, body in shown_code(nb_path)]
     return [
         f"{nb_path.name} cell {i} line {n}: {len(line)} characters: {line.strip()[:60]}"
-        for i, _, body in shown_code(nb_path)
+        for i, body in sorted(shown + list(fenced_code(nb_path)))
         for n, line in enumerate(body.splitlines(), 1)
         if len(line) > width
     ]
@@ -140,17 +151,20 @@ def test_page_checks_catch_a_bad_cell(tmp_path):
         nbformat.v4.new_code_cell("#| export\n" + "y = 1\n" * 51),
         nbformat.v4.new_code_cell("#| export\n#| hide\n" + "z = 1\n" * 51),
         nbformat.v4.new_code_cell("a = 1\n" + wide),
+        nbformat.v4.new_markdown_cell(f"Run\n\n```bash\n{wide}\n```\n\n{wide}"),
     ]
     path = tmp_path / "bad.ipynb"
     nbformat.write(nb, path)
     assert too_wide(path) == [
-        f"bad.ipynb cell 4 line 2: {len(wide)} characters: {wide[:60]}"
-    ]
+        f"bad.ipynb cell 4 line 2: {len(wide)} characters: {wide[:60]}",
+        f"bad.ipynb cell 5 line 2: {len(wide)} characters: {wide[:60]}",
+    ]  # prose may be wide (it wraps); a fenced listing may not
     assert too_long(path) == [
         "bad.ipynb cell 2: 51 lines exported",
         "bad.ipynb cell 3: 51 lines exported",
     ]
     nb.cells[4].source = "a = 1\nx = (\n    1 + 1\n)"
+    nb.cells[5].source = f"Run\n\n```bash\nx = 1\n```\n\n{wide}"
     nb.cells[2].source = "#| export\n" + "y = 1\n" * 50
     nb.cells[3].source = "#| export\n#| hide\n" + "z = 1\n" * 50
     nbformat.write(nb, path)
