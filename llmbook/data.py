@@ -8,7 +8,7 @@ __all__ = ['WIKI_SAMPLE', 'package_dir', 'load_plays', 'load_gutenberg_shakespea
            'near_duplicates', 'near_dedup', 'random_edits', 'BPETokenizer', 'count_chunks', 'train_bpe_reference',
            'train_bpe', 'CheckpointError', 'read_json', 'read_rank_file', 'atomic_write', 'save_tokenizer',
            'load_tokenizer', 'token_dtype', 'is_validation', 'split_documents', 'pack_tokens', 'load_tokens', 'windows',
-           'batches', 'read_documents', 'pack_stream']
+           'batches', 'read_documents', 'json_object', 'pack_stream']
 
 # %% ../nbs/02_data.ipynb #46ac48b8
 import base64
@@ -1084,13 +1084,24 @@ def read_documents(root) -> Iterator[tuple[str, str]]:
             raise ValueError(f"{path}: not UTF-8 text ({e.reason})") from None
 
 
-def _jsonl_text(line: str, where: str) -> str:
-    "The text of one JSONL line, or an error that names the line."
+def json_object(line: str) -> dict:
+    "One JSONL line as a dict, or a ValueError that says in words what it is instead."
     try:
         record = json.loads(line)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{where}: not JSON ({e.msg})") from None
-    if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+        raise ValueError(f"not JSON ({e.msg})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"a JSON {type(record).__name__}, not an object")
+    return record
+
+
+def _jsonl_text(line: str, where: str) -> str:
+    "The text of one JSONL line, or an error that names the line."
+    try:
+        record = json_object(line)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+    if not isinstance(record.get("text"), str):
         raise ValueError(f'{where}: expected an object with a "text" string')
     return record["text"]
 

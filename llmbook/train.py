@@ -7,12 +7,12 @@ __all__ = ['SPARK', 'STRATEGIES', 'FORMAT_VERSION', 'MUST_MATCH', 'BYTES_PER_PAR
            'SingleProcess', 'make_strategy', 'StepTrainer', 'TrainingError', 'TrainingDiverged', 'Interrupted',
            'check_bad_steps', 'evaluate_loss', 'StopSignals', 'Trainer', 'save_optimizer', 'load_optimizer',
            'save_full_state', 'load_full_state', 'ResumeError', 'read_trainer_json', 'write_model', 'write_checkpoint',
-           'read_checkpoint', 'prune_checkpoints', 'RunLock', 'RunDir', 'barrier', 'save_step', 'export_model',
-           'model_state_bytes', 'activation_bytes', 'Parallel', 'DDPStrategy', 'save_sharded', 'load_sharded',
-           'FSDPStrategy', 'ColumnParallelLinear', 'RowParallelLinear', 'head_rows', 'chunk', 'ShardedAttention',
-           'tensor_parallel', 'save_rank_files', 'load_rank_files', 'TensorParallel', 'tensor_parallel_dtensor',
-           'restore_qkv_order', 'DTensorParallel', 'PipelineStageModule', 'PipelineParallel', 'gather_stages',
-           'FSDPTensorParallel', 'full_state_dict', 'placement', 'check_parallel']
+           'read_checkpoint', 'step_checkpoints', 'prune_checkpoints', 'RunLock', 'RunDir', 'barrier', 'save_step',
+           'export_model', 'model_state_bytes', 'activation_bytes', 'Parallel', 'DDPStrategy', 'save_sharded',
+           'load_sharded', 'FSDPStrategy', 'ColumnParallelLinear', 'RowParallelLinear', 'head_rows', 'chunk',
+           'ShardedAttention', 'tensor_parallel', 'save_rank_files', 'load_rank_files', 'TensorParallel',
+           'tensor_parallel_dtensor', 'restore_qkv_order', 'DTensorParallel', 'PipelineStageModule', 'PipelineParallel',
+           'gather_stages', 'FSDPTensorParallel', 'full_state_dict', 'placement', 'check_parallel']
 
 # %% ../nbs/04_training.ipynb #27804860
 import fcntl
@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -39,7 +39,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 from tqdm import tqdm
 
-from .data import save_tokenizer  # a checkpoint carries its tokenizer
+from .data import save_tokenizer, windows  # checkpoints carry their tokenizer
 from llmbook.foundations import (
     apply_rope,
     attention,
@@ -52,6 +52,7 @@ from llmbook.model import (
     GPTConfig,
     atomic_write,
     autocast_bf16,
+    from_dict,
     load_checkpoint,
     save_checkpoint,
 )
@@ -130,13 +131,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        names = [f.name for f in fields(cls)]
-        unknown = sorted(set(d) - set(names))
-        if unknown:
-            raise ValueError(
-                f"unknown training options {unknown}; the options are {names}"
-            )
-        return cls(**d)
+        return from_dict(cls, d)  # Chapter 3's: unknown keys and wrong types refused
 
 # %% ../nbs/04_training.ipynb #469a8a93
 def use_bf16(setting: bool | str, model_config: GPTConfig, device) -> bool:
@@ -204,12 +199,8 @@ def get_batch(
     rng = np.random.default_rng([cfg.seed, step, micro])
     starts = rng.integers(0, len(tokens) - cfg.block_size, size=cfg.batch_size)
     per = cfg.batch_size // world
-    rows = [
-        np.asarray(tokens[s : s + cfg.block_size + 1], dtype=np.int64)
-        for s in starts[rank * per : (rank + 1) * per]
-    ]
-    rows = torch.from_numpy(np.stack(rows)).to(device)
-    return rows[:, :-1], rows[:, 1:]
+    mine = starts[rank * per : (rank + 1) * per]
+    return windows(tokens, mine, cfg.block_size, device)  # Chapter 2's windows
 
 # %% ../nbs/04_training.ipynb #a15e02b8
 def norm_share(p: torch.Tensor) -> float:
@@ -752,6 +743,15 @@ def read_checkpoint(t: "Trainer", path: Path):
         )
 
 # %% ../nbs/04_training.ipynb #1b3b5132
+def step_checkpoints(out_dir: Path) -> list[tuple[int, Path]]:
+    "A run's step_N checkpoint directories as (N, path), oldest first; nothing else."
+    found = []
+    for p in Path(out_dir).glob("step_*"):
+        if p.is_dir() and re.fullmatch(r"step_\d+", p.name):
+            found.append((int(p.name.removeprefix("step_")), p))
+    return sorted(found)
+
+
 def prune_checkpoints(out_dir: Path, keep: int, protect=()) -> list[Path]:
     """Delete all but the `keep` newest step_N directories, newest by step number,
     never one named in `protect` nor the one `latest` names; return the deleted."""
@@ -759,11 +759,8 @@ def prune_checkpoints(out_dir: Path, keep: int, protect=()) -> list[Path]:
     protect = set(protect)
     if (out_dir / "latest").exists():
         protect.add((out_dir / "latest").read_text().strip())
-    steps = []
-    for p in out_dir.glob("step_*"):
-        if p.is_dir() and re.fullmatch(r"step_\d+", p.name):
-            steps.append((int(p.name[5:]), p))
-    doomed = [p for _, p in sorted(steps)[:-keep] if p.name not in protect]
+    steps = step_checkpoints(out_dir)
+    doomed = [p for _, p in steps[:-keep] if p.name not in protect]
     for p in doomed:
         shutil.rmtree(p)
     return doomed

@@ -56,6 +56,10 @@ def work(tmp_path_factory):
     (root / "file.txt").write_text("not a directory")
     (root / "sft.jsonl").write_text('{"messages": []}\n{"prompt": "x"}\n')
     (root / "empty.jsonl").write_text("\n")
+    (root / "latin1.jsonl").write_bytes('{"messages": "Ça"}\n'.encode("latin-1"))
+    (root / "list.jsonl").write_text('["user", "assistant"]\n')
+    same = {"prompt": "Who wrote Hamlet?", "chosen": "Kyd", "rejected": "Kyd"}
+    (root / "same.jsonl").write_text(json.dumps(same) + "\n")
     return root
 
 
@@ -196,8 +200,11 @@ OTHERS = [  # (argv with {root}, what the message must name)
     (["finetune", "sft", "{root}/ckpt", "{root}/none.jsonl"], "{root}/none.jsonl"),
     (
         ["finetune", "sft", "{root}/ckpt", "{root}/sft.jsonl"],
-        "sft.jsonl:1: ValueError('no assistant turn",
+        "sft.jsonl:1: no assistant turn to train on; each line must be",
     ),
+    (["finetune", "sft", "{root}/ckpt", "{root}/latin1.jsonl"], "not UTF-8 text"),
+    (["finetune", "sft", "{root}/ckpt", "{root}/list.jsonl"], "1: a JSON list, not"),
+    (["finetune", "dpo", "{root}/ckpt", "{root}/same.jsonl"], "1: chosen and rejected"),
     (["finetune", "sft", "{root}/ckpt", "{root}/empty.jsonl"], "holds no sft examples"),
     (["finetune", "dpo", "{root}/ckpt", "{root}/sft.jsonl"], "{root}/sft.jsonl:1:"),
     (["finetune", "sft", "{root}/ckpt", "x", "--steps", "0"], "--steps"),
@@ -316,7 +323,8 @@ def test_diverged_run_exits_nonzero_and_says_so(work, capsys, tmp_path, monkeypa
     "files, says",
     [
         ({}, "holds no .txt or .jsonl files"),
-        ({"a.jsonl": '{"text": "ok"}\n[1, 2]\n'}, "a.jsonl:2: expected an object with"),
+        ({"a.jsonl": '{"text": "ok"}\n[1, 2]\n'}, "a.jsonl:2: a JSON list, not an"),
+        ({"a.jsonl": '{"txt": "typo"}\n'}, "a.jsonl:1: expected an object with a"),
         ({"a.jsonl": "{not json\n"}, "a.jsonl:1: not JSON"),
         ({"b.txt": b"caf\xe9"}, "b.txt: not UTF-8"),
     ],

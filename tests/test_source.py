@@ -1,6 +1,7 @@
 """The source is consistent: the library is what the notebooks export, notebooks are clean."""
 
 import filecmp
+import json
 import shutil
 import subprocess
 import sys
@@ -41,6 +42,15 @@ def test_notebooks_committed_clean():
                 assert not cell.outputs and cell.execution_count is None, (
                     f"{path.name} cell {i} holds outputs: run `make clean-nbs`"
                 )
+
+
+def test_cell_ids_are_unique():
+    """nbdev marks each exported cell with its id: two cells of one id would be confused."""
+    for path in book.notebooks():
+        cells = json.loads(path.read_text())["cells"]  # nbformat would renumber them
+        ids = [cell["id"] for cell in cells]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        assert not twice, f"{path.name}: cell ids used twice: {twice}"
 
 
 def test_every_notebook_is_in_the_book():
