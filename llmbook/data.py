@@ -7,8 +7,8 @@ __all__ = ['WIKI_SAMPLE', 'package_dir', 'load_plays', 'load_gutenberg_shakespea
            'MinHasher', 'jaccard', 'lsh_probability', 'lsh_params', 'lsh_candidates', 'similar_pairs',
            'near_duplicates', 'near_dedup', 'random_edits', 'BPETokenizer', 'count_chunks', 'train_bpe_reference',
            'train_bpe', 'CheckpointError', 'read_json', 'read_rank_file', 'atomic_write', 'save_tokenizer',
-           'load_tokenizer', 'token_dtype', 'is_validation', 'split_documents', 'pack_tokens', 'load_tokens', 'windows',
-           'batches', 'read_documents', 'json_object', 'pack_stream']
+           'load_tokenizer', 'token_dtype', 'is_validation', 'split_documents', 'eot_ids', 'write_meta', 'pack_tokens',
+           'load_tokens', 'windows', 'batches', 'read_documents', 'json_object', 'pack_stream']
 
 # %% ../nbs/02_data.ipynb #46ac48b8
 import base64
@@ -987,6 +987,22 @@ def split_documents(
     return [k for k in docs if k not in val], [k for k in docs if k in val]
 
 # %% ../nbs/02_data.ipynb #d6386811
+def eot_ids(tokenizer, eot: str) -> list[int]:
+    "The id of the token that ends each document, as a list to append."
+    if eot not in tokenizer.special_tokens_set:
+        raise ValueError(
+            f"the tokenizer has no special token {eot!r} to separate documents; "
+            f"train it with special_tokens=[{eot!r}]"
+        )
+    return tokenizer.encode(eot, allowed_special={eot})
+
+
+def write_meta(out_dir: Path, dtype, tokenizer, eot_id: list[int], sizes: dict):
+    "`meta.json` beside the packed files: dtype, vocabulary, end-of-text id, counts."
+    meta = {"dtype": dtype.name, "n_vocab": tokenizer.n_vocab, "eot_id": eot_id[0]}
+    (out_dir / "meta.json").write_text(json.dumps(meta | {"tokens": sizes}))
+
+
 def pack_tokens(
     docs: dict[str, str],
     tokenizer: "BPETokenizer | tiktoken.Encoding",
@@ -999,12 +1015,7 @@ def pack_tokens(
     recording the dtype and the vocabulary size."""
     if not docs or not any(t.strip() for t in docs.values()):
         raise ValueError("the corpus is empty: there are no documents to pack")
-    if eot not in tokenizer.special_tokens_set:
-        raise ValueError(
-            f"the tokenizer has no special token {eot!r} to separate documents; "
-            f"train it with special_tokens=[{eot!r}]"
-        )
-    eot_id = tokenizer.encode(eot, allowed_special={eot})
+    eot_id = eot_ids(tokenizer, eot)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dtype = token_dtype(tokenizer.n_vocab)
@@ -1015,16 +1026,7 @@ def pack_tokens(
         paths[split] = out_dir / f"{split}.bin"
         np.array(ids, dtype=dtype).tofile(paths[split])
         sizes[split] = len(ids)
-    (out_dir / "meta.json").write_text(
-        json.dumps(
-            {
-                "dtype": dtype.name,
-                "n_vocab": tokenizer.n_vocab,
-                "eot_id": eot_id[0],
-                "tokens": sizes,
-            }
-        )
-    )
+    write_meta(out_dir, dtype, tokenizer, eot_id, sizes)
     return paths
 
 
@@ -1145,11 +1147,7 @@ def pack_stream(
 ) -> dict[str, Path]:
     """`pack_tokens` for a stream of (key, text) documents, in bounded memory: batches
     are encoded by `workers` processes (default: one per core) and written in order."""
-    if eot not in tokenizer.special_tokens_set:
-        raise ValueError(
-            f"the tokenizer has no special token {eot!r} to separate documents"
-        )
-    eot_id = tokenizer.encode(eot, allowed_special={eot})
+    eot_id = eot_ids(tokenizer, eot)
     dtype = token_dtype(tokenizer.n_vocab)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -1174,6 +1172,5 @@ def pack_stream(
             write_oldest()
     if sizes["train"] + sizes["val"] == 0:
         raise ValueError("the corpus is empty: there are no documents to pack")
-    meta = {"dtype": dtype.name, "n_vocab": tokenizer.n_vocab, "eot_id": eot_id[0]}
-    (out_dir / "meta.json").write_text(json.dumps(meta | {"tokens": sizes}))
+    write_meta(out_dir, dtype, tokenizer, eot_id, sizes)
     return paths
