@@ -142,6 +142,36 @@ def test_shown_code_fits_the_page():
     )
 
 
+def test_cell_options_fold_within_the_page():
+    """A notebook's `#|` lines are source a maintainer reads at 88 columns too: a long
+    caption folds onto indented lines (YAML `>-`, as Quarto reads it), and the folded
+    value reads back as one string."""
+    wide = [
+        f"{path.name} cell {i} line {n}: {len(line)} characters: {line[:60]}"
+        for path in book.notebooks()
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells)
+        if cell.cell_type == "code"
+        for n, line in enumerate(cell.source.splitlines(), 1)
+        if book.DIRECTIVE.match(line) and len(line) > PAGE_WIDTH
+    ]
+    assert not wide, (
+        f"{len(wide)} cell options are wider than {PAGE_WIDTH} characters; fold them "
+        "(`#| fig-cap: >-`, then the text on `#|   ` lines):\n" + "\n".join(wide[:40])
+    )
+    source = (
+        "#| label: fig-x\n#| fig-cap: >-\n#|   A caption: long,\n#|   on two lines.\n"
+        "#| echo: false\n#| export\nx = 1"
+    )
+    flags, options = book.cell_options(nbformat.v4.new_code_cell(source))
+    want = {
+        "label": "fig-x",
+        "fig-cap": "A caption: long, on two lines.",
+        "echo": False,
+    }
+    assert options == want
+    assert flags == {"export"}
+
+
 def test_exported_cells_are_small():
     """An exported cell is one idea: at most 50 lines, then prose or a check."""
     long = [x for path in book.notebooks() for x in too_long(path)]

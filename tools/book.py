@@ -136,16 +136,29 @@ def split_directives(source: str) -> tuple[list[str], str]:
     return directives, "\n".join(lines)
 
 
-def parse_directives(directives: list[str]) -> tuple[set[str], dict]:
-    """nbdev flags (`export`, `hide`, `default_exp x`) and Quarto options (`key: value`)."""
-    flags, options = set(), {}
+def directive_groups(directives: list[str]) -> list[tuple[str | None, list[str]]]:
+    """The directives as (key, lines): a Quarto option `key: value` with the indented
+    lines that continue its YAML value below it, or (None, [flag]) for an nbdev flag."""
+    groups = []
     for d in directives:
-        m = re.match(r"^([\w-]+)\s*:\s*(.*)$", d)
-        if m:
-            value = yaml.safe_load(m.group(2)) if m.group(2) else None
-            options[m.group(1)] = value
+        if m := re.match(r"^([\w-]+)\s*:", d):
+            groups.append((m.group(1), [d]))
+        elif d[:1].isspace() and groups and groups[-1][0]:
+            groups[-1][1].append(d)  # a folded caption's next line
         elif d:
-            flags.add(d.split()[0])
+            groups.append((None, [d]))
+    return groups
+
+
+def parse_directives(directives: list[str]) -> tuple[set[str], dict]:
+    """nbdev flags (`export`, `hide`, `default_exp x`) and Quarto options (`key: value`,
+    YAML that may continue on indented lines, as Quarto reads it)."""
+    flags, options = set(), {}
+    for key, lines in directive_groups(directives):
+        if key is None:
+            flags.add(lines[0].split()[0])
+        else:
+            options |= yaml.safe_load("\n".join(lines)) or {}
     return flags, options
 
 
@@ -412,10 +425,10 @@ def process_notebook(
         if not body.strip():  # `#| default_exp x` and other directive-only cells
             continue
         kept = [
-            f"#| {d}"
-            for d in directives
-            if re.match(r"^([\w-]+)\s*:", d)
-            and d.split(":")[0].strip() in QUARTO_CELL_OPTIONS
+            f"#| {line}"
+            for key, lines in directive_groups(directives)
+            if key in QUARTO_CELL_OPTIONS
+            for line in lines
         ]
         new = nbformat.v4.new_code_cell("\n".join(kept + [body]))
         new.outputs = [
