@@ -2,10 +2,11 @@
 
 # %% auto #0
 __all__ = ['TASKS', 'USER', 'ASSISTANT', 'END', 'CHAT_TOKENS', 'LORA_TARGETS', 'parse_play', 'load_speeches', 'split_scenes',
-           'make_examples', 'special_id', 'encode_chat', 'sft_targets', 'collate_chats', 'as_chat', 'collate',
-           'conversation', 'train_sft', 'LoRALinear', 'add_lora', 'merge_lora', 'response_logprob', 'dpo_loss',
-           'train_dpo', 'stream_reply', 'answer', 'option_logprobs', 'preference_logprobs', 'save_chat_model',
-           'load_chat_model', 'fit_history', 'chat_reply', 'chat_printer', 'chat']
+           'make_examples', 'special_id', 'check_role', 'encode_chat', 'sft_targets', 'collate_chats', 'as_chat',
+           'collate', 'conversation', 'train_sft', 'LoRALinear', 'add_lora', 'merge_lora', 'response_logprob',
+           'dpo_loss', 'train_dpo', 'stream_reply', 'answer', 'option_logprobs', 'preference_logprobs',
+           'save_chat_model', 'load_chat_model', 'fit_history', 'chat_reply', 'chat_printer', 'chat',
+           'with_chat_tokens', 'grow_vocab']
 
 # %% ../nbs/A1_posttraining.ipynb #035db4ed
 import copy
@@ -16,13 +17,21 @@ import re
 import sys
 from pathlib import Path
 
+import tiktoken
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .data import load_plays, load_tokenizer, save_tokenizer, strip_markdown
 from .foundations import ENDOFTEXT
-from .model import GPT, KVCache, load_checkpoint, sample_next, save_checkpoint
+from llmbook.model import (
+    GPT,
+    GPTConfig,
+    KVCache,
+    load_checkpoint,
+    sample_next,
+    save_checkpoint,
+)
 from .train import TrainConfig, lr_at, make_optimizer
 
 # %% ../nbs/A1_posttraining.ipynb #83acea33
@@ -162,6 +171,13 @@ def special_id(tok, name: str) -> int:
     return tok.encode(name, allowed_special={name})[0]
 
 
+def check_role(role) -> str:
+    "A message's role, if the template knows it: user or assistant."
+    if role not in ("user", "assistant"):
+        raise ValueError(f"role {role!r}: the template knows 'user' and 'assistant'")
+    return role
+
+
 def encode_chat(
     tok, messages: list[dict], add_generation_prompt: bool = False
 ) -> tuple[list[int], list[bool]]:
@@ -172,10 +188,7 @@ def encode_chat(
     role_id = {"user": special_id(tok, USER), "assistant": special_id(tok, ASSISTANT)}
     end, ids, mask = special_id(tok, END), [], []
     for m in messages:
-        if m["role"] not in role_id:
-            raise ValueError(
-                f"role {m['role']!r}: the template knows 'user' and 'assistant'"
-            )
+        check_role(m["role"])
         body = tok.encode_ordinary(m["content"]) + [end]
         ids += [role_id[m["role"]]] + body
         mask += [False] + [m["role"] == "assistant"] * len(body)
@@ -579,3 +592,31 @@ def chat(
         stdout.flush()
         messages.append({"role": "assistant", "content": reply})
     return messages
+
+# %% ../nbs/A1_posttraining.ipynb #b968f4f8
+def with_chat_tokens(tok):
+    "The tiktoken Encoding `tok`, with the chat template's tokens added after its ids."
+    special = dict(tok._special_tokens)
+    for name in CHAT_TOKENS:
+        if name not in special:
+            special[name] = max([tok.n_vocab - 1, *special.values()]) + 1
+    return tiktoken.Encoding(
+        f"{tok.name}+chat",
+        pat_str=tok._pat_str,
+        mergeable_ranks=tok._mergeable_ranks,
+        special_tokens=special,
+    )
+
+
+def grow_vocab(model, n_vocab: int):
+    "A copy of `model` with at least n_vocab rows of embeddings and output weights."
+    if n_vocab <= model.config.vocab_size:
+        return model
+    grown = GPT(GPTConfig.from_dict(model.config.to_dict() | {"vocab_size": n_vocab}))
+    state = model.state_dict()
+    for name in ("tok_emb.weight", "lm_head.weight"):
+        old = state[name]
+        mean = old.mean(dim=0, keepdim=True).expand(n_vocab - len(old), -1)
+        state[name] = torch.cat([old, mean])
+    grown.load_state_dict(state)
+    return grown

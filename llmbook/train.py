@@ -40,13 +40,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .data import save_tokenizer, windows  # checkpoints carry their tokenizer
-from llmbook.foundations import (
-    apply_rope,
-    attention,
-    causal_mask,
-    repeat_kv,
-    rope_cache,
-)
+from .foundations import attend, qkv_heads, rope_cache
 from llmbook.model import (
     GPT,
     GPTConfig,
@@ -1147,9 +1141,9 @@ def chunk(n: int, rank: int, world: int) -> torch.Tensor:
 
 # %% ../nbs/04_training.ipynb #e4553800
 class ShardedAttention(nn.Module):
-    """Causal attention over this rank's heads only; qkv_proj and out_proj are
-    column- and row-parallel. use_sdpa: the fused kernel, or Chapter 1's explicit
-    attention (as in the attention it replaces)."""
+    """Causal attention over this rank's heads only: qkv_proj and out_proj are column-
+    and row-parallel, and the heads go through Chapter 1's own projection and attend
+    steps (`qkv_heads`, `attend`), with the fused kernel or the explicit one."""
 
     def __init__(
         self,
@@ -1157,33 +1151,21 @@ class ShardedAttention(nn.Module):
         out_proj: nn.Module,
         n_head: int,
         n_kv_head: int,
-        head_dim: int,
         use_sdpa: bool = True,
     ):
         super().__init__()
         self.qkv_proj = qkv_proj
         self.out_proj = out_proj
-        self.use_sdpa = use_sdpa
         self.n_head = n_head
         self.n_kv_head = n_kv_head
-        self.head_dim = head_dim
+        self.use_sdpa = use_sdpa
 
     def forward(self, x, rope=None, cache=None, layer: int = 0):
-        B, T, _ = x.shape
-        hd = self.head_dim
-        nq = self.n_head
-        nkv = self.n_kv_head
-        qkv = self.qkv_proj(x).split([nq * hd, nkv * hd, nkv * hd], -1)
-        q, k, v = (t.view(B, T, -1, hd).transpose(1, 2) for t in qkv)
-        if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        k, v = repeat_kv(k, nq // nkv), repeat_kv(v, nq // nkv)
-        y = (
-            F.scaled_dot_product_attention(q, k, v, is_causal=True)
-            if self.use_sdpa
-            else attention(q, k, v, causal_mask(T, x.device))
-        )
-        return self.out_proj(y.transpose(1, 2).reshape(B, T, nq * hd))
+        if cache is not None:
+            raise ValueError("generate with the gathered model, not a sharded one")
+        q, k, v = qkv_heads(self.qkv_proj(x), self.n_head, self.n_kv_head, rope)
+        y = attend(q, k, v, use_sdpa=self.use_sdpa)
+        return self.out_proj(y.transpose(1, 2).flatten(2))
 
 # %% ../nbs/04_training.ipynb #2ce69153
 def tensor_parallel(model: GPT, rank: int, world: int, group=None) -> GPT:
@@ -1200,7 +1182,6 @@ def tensor_parallel(model: GPT, rank: int, world: int, group=None) -> GPT:
             RowParallelLinear(a.out_proj, chunk(cfg.n_embd, rank, world), group),
             cfg.n_head // world,
             cfg.n_kv_head // world,
-            cfg.head_dim,
             a.use_sdpa,
         )
         m = block.mlp
@@ -1297,7 +1278,6 @@ def tensor_parallel_dtensor(model: GPT, mesh) -> GPT:
             block.attn.out_proj,
             cfg.n_head // world,
             cfg.n_kv_head // world,
-            cfg.head_dim,
             block.attn.use_sdpa,
         )
         parallelize_module(block, mesh, plan)

@@ -201,8 +201,10 @@ BOOK_MODEL_ENV = "LLMBOOK_BOOK_MODEL"  # kernels find the trained checkpoint her
 
 
 def uses_book_model(src: Path) -> bool:
-    """A notebook that reads the book's model names its environment variable."""
-    return BOOK_MODEL_ENV in src.read_text(encoding="utf-8")
+    """A notebook that reads the book's model names its environment variable or calls
+    `book_run`."""
+    text = src.read_text(encoding="utf-8")
+    return BOOK_MODEL_ENV in text or "book_run(" in text
 
 
 def book_model_key() -> str | None:
