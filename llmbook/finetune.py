@@ -4,7 +4,7 @@
 __all__ = ['TASKS', 'USER', 'ASSISTANT', 'END', 'CHAT_TOKENS', 'LORA_TARGETS', 'parse_play', 'load_speeches', 'split_scenes',
            'make_examples', 'special_id', 'check_role', 'encode_chat', 'sft_targets', 'collate_chats', 'as_chat',
            'collate', 'conversation', 'train_sft', 'LoRALinear', 'add_lora', 'merge_lora', 'response_logprob',
-           'dpo_loss', 'train_dpo', 'stream_reply', 'answer', 'option_logprobs', 'preference_logprobs',
+           'dpo_loss', 'train_dpo', 'stream_reply', 'reply_ids', 'answer', 'option_logprobs', 'preference_logprobs',
            'save_chat_model', 'load_chat_model', 'fit_history', 'chat_reply', 'chat_printer', 'chat',
            'with_chat_tokens', 'grow_vocab']
 
@@ -432,16 +432,21 @@ def stream_reply(
         yield x.item()
 
 
-def answer(model: GPT, tok, prompt: str, max_new_tokens: int = 32, **sampling) -> str:
-    """The model's reply to one user message: greedy, unless sampling options
-    (temperature, top_k, top_p) are given."""
+def reply_ids(model: GPT, tok, prompt: str, max_new_tokens: int = 32, **sampling):
+    """The ids of the model's reply to one user message, the token that ended its turn
+    left out: greedy, unless sampling options (temperature, top_k, top_p) are given."""
     ids, _ = encode_chat(
         tok, [{"role": "user", "content": prompt}], add_generation_prompt=True
     )
     stop = {
         special_id(tok, t) for t in CHAT_TOKENS
     }  # <|end|>, or any token that starts a new turn
-    return tok.decode(list(stream_reply(model, ids, max_new_tokens, stop, **sampling)))
+    return list(stream_reply(model, ids, max_new_tokens, stop, **sampling))
+
+
+def answer(model: GPT, tok, prompt: str, max_new_tokens: int = 32, **sampling) -> str:
+    "The model's reply to one user message, as text (reply_ids, decoded)."
+    return tok.decode(reply_ids(model, tok, prompt, max_new_tokens, **sampling))
 
 # %% ../nbs/A1_posttraining.ipynb #8cf3242c
 @torch.no_grad()
