@@ -243,7 +243,7 @@ def pack_corpus(data: dict, out: Path):
             f"data.dir {out} holds files but no packed tokens (meta.json); "
             "choose a new or empty directory"
         )
-    tmp = check_writable(out.with_name(f".{out.name}.packing"), "data.dir")
+    tmp = check_writable(out.with_name(f".{out.name}.packing"), "data.dir", out)
     shutil.rmtree(tmp)  # and whatever a killed run left there
     print(f"packing {data['corpus']!r} with {data['encoding']!r}", file=sys.stderr)
     try:
@@ -262,14 +262,15 @@ def pack_corpus(data: dict, out: Path):
         shutil.rmtree(tmp, ignore_errors=True)  # gone, unless packing failed
 
 # %% ../nbs/A2_cli.ipynb #3e00e884
-def check_writable(path: Path, what: str) -> Path:
-    "Create the directory `path` and write in it, or say which option names it."
+def check_writable(path: Path, what: str, named: Path | None = None) -> Path:
+    """Create the directory `path` and write in it, or say which option names it
+    (and the path the user gave, `named`, where `path` is a work space beside it)."""
     try:
         path.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=path).close()
     except OSError as e:
         raise ConfigError(
-            f"{what} {path} cannot be created or written ({e.strerror}); "
+            f"{what} {named or path} cannot be created or written ({e.strerror}); "
             "choose another directory"
         ) from None
     return path

@@ -12,7 +12,7 @@ __all__ = ['SPARK', 'STRATEGIES', 'FORMAT_VERSION', 'MUST_MATCH', 'BYTES_PER_PAR
            'load_sharded', 'FSDPStrategy', 'ColumnParallelLinear', 'RowParallelLinear', 'head_rows', 'chunk',
            'ShardedAttention', 'tensor_parallel', 'save_rank_files', 'load_rank_files', 'TensorParallel',
            'tensor_parallel_dtensor', 'restore_qkv_order', 'DTensorParallel', 'PipelineStageModule', 'PipelineParallel',
-           'gather_stages', 'FSDPTensorParallel', 'full_state_dict', 'placement', 'check_parallel']
+           'gather_stages', 'FSDPTensorParallel', 'full_state_dict', 'placement', 'fit_signalled', 'check_parallel']
 
 # %% ../nbs/04_training.ipynb #27804860
 import fcntl
@@ -1481,12 +1481,31 @@ def placement(s: SingleProcess, module: nn.Module) -> dict:
     shape = None if local is None else list(local.shape)
     return dict(rank=s.info.rank, dp=s.dp_rank, tp=tp, shape=shape)
 
+# %% ../nbs/04_training.ipynb #a5e1c0de
+def fit_signalled(t: Trainer, step: int, rank: int, signum=signal.SIGTERM) -> int:
+    "Fit `t`, rank `rank` sending itself `signum` after step `step`; the exit status."
+    train_step = t.train_step
+
+    def step_then_signal():
+        m = train_step()
+        if t.step == step and t.info.rank == rank:
+            os.kill(os.getpid(), signum)
+        return m
+
+    t.train_step = step_then_signal
+    try:
+        t.fit()
+    except Interrupted as e:
+        return e.code
+    return 0
+
 # %% ../nbs/04_training.ipynb #9ee601b4
 def check_parallel(mode: str, steps: int = 4, seed: int = 0) -> dict:
     """Under torchrun: train a tiny GPT for `steps` steps under strategy `mode` and,
     on every rank, in one process from the same weights and data; return the largest
-    loss and weight differences, and whether a run resumed from its halfway
-    checkpoint reproduces the losses and saved the whole model."""
+    loss and weight differences, whether a run resumed from its halfway checkpoint
+    reproduces the losses and saved the whole model, and how a SIGTERM to the last
+    rank alone ends a run and whether it resumes exactly."""
     info = init_distributed()
     tied = not mode.startswith("pp")  # pipeline stages cannot tie the embeddings
     shape = dict(n_layer=2, n_head=4, n_embd=32, tie_embeddings=tied)
@@ -1495,9 +1514,11 @@ def check_parallel(mode: str, steps: int = 4, seed: int = 0) -> dict:
     cfg = replace(cfg, warmup_steps=2, lr=3e-3, seed=seed)
     tokens = np.random.default_rng(seed).integers(0, 128, 4096)
 
-    def run(parallel, out_dir=None, n=None):
+    def run(parallel, out_dir=None, n=None, signal_at=None):
         torch.manual_seed(seed)
         t = Trainer(GPT(mcfg), cfg, tokens, None, out_dir, parallel, progress=False)
+        if signal_at:  # the last rank alone gets a SIGTERM after that step
+            return t, fit_signalled(t, signal_at, rank=info.world - 1)
         return t, [m["loss"] for m in t.fit(steps=n)]
 
     def largest_diff(weights):
@@ -1521,6 +1542,10 @@ def check_parallel(mode: str, steps: int = 4, seed: int = 0) -> dict:
     out["resume_exact"] = out["resumed_losses"] == losses[steps // 2 :]
     saved = load_checkpoint(Path(box[0]) / f"step_{steps:06d}")
     out["checkpoint_diff"] = largest_diff(dict(saved.named_parameters()))
+    stopped = Path(box[0]) / "stopped"
+    out["signal_status"] = run(mode, stopped, signal_at=1)[1]  # not a checkpoint step
+    out["signal_latest"] = (stopped / "latest").read_text()
+    out["signal_exact"] = run(mode, stopped)[1] == losses[1:]
     dist.barrier()
     if info.is_main:
         shutil.rmtree(box[0], ignore_errors=True)

@@ -275,6 +275,66 @@ def llmbook(*args, env=None):
     )
 
 
+def read_only(directory: Path, *args) -> subprocess.CompletedProcess:
+    """`llmbook ARGS` where `directory` exists but cannot be written: by its mode bits
+    for a user, in a private mount namespace with a read-only bind mount for root,
+    whom mode bits do not stop."""
+    if os.geteuid() != 0:
+        directory.chmod(0o555)
+        return llmbook(*args)
+    remount = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+    exe = shutil.which("llmbook") or str(Path(sys.executable).parent / "llmbook")
+    wrap = ["unshare", "--mount", "--propagation", "private", "sh", "-c", remount]
+    run = subprocess.run(
+        [*wrap, str(directory), exe, *args], capture_output=True, text=True, timeout=300
+    )
+    if "mount:" in run.stderr or "unshare:" in run.stderr:  # no namespaces here
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the read-only test: {run.stderr.strip()}")
+        pytest.skip(f"no private mount namespace: {run.stderr.strip()}")
+    return run
+
+
+UNWRITABLE = [  # (command, the option that names the directory, what is written there)
+    (["train", "{root}/run.json", "--out_dir", "{ro}"], "out_dir {ro} cannot be"),
+    (["train", "{root}/run.json", "--out_dir", "{ro}/run"], "out_dir {ro}/run cannot"),
+    (
+        [
+            "prepare",
+            "{root}/run.json",
+            "--data.dir",
+            "{ro}/d",
+            "--data.encoding",
+            "gpt2",
+        ],
+        "data.dir {ro}/d cannot be",
+    ),
+    (
+        ["finetune", "sft", "{root}/ckpt", "{root}/chat.jsonl", "--out", "{ro}/chat"],
+        "--out {ro}/chat cannot be",
+    ),
+    (
+        ["eval", "{root}/ckpt", "mmlu", "--out", "{ro}/r.json"],
+        "cannot write the report",
+    ),
+]
+
+
+@pytest.mark.parametrize("argv, says", UNWRITABLE, ids=[a[0] for a, _ in UNWRITABLE])
+def test_a_directory_that_exists_but_cannot_be_written(work, tmp_path, argv, says):
+    "Refused before any work, with the directory named, even for root."
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    talk = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    (work / "chat.jsonl").write_text(json.dumps({"messages": talk}) + "\n")
+    run = read_only(ro, *(a.format(root=work, ro=ro) for a in argv))
+    ro.chmod(0o755)
+    assert run.returncode == 2, run.stderr
+    assert len(run.stderr.splitlines()) == 1 and "Traceback" not in run.stderr
+    assert says.format(ro=ro) in run.stderr, run.stderr
+    assert "Read-only file system" in run.stderr or "Permission denied" in run.stderr
+
+
 def test_console_script_and_debug(work):
     "From the outside: exit 2, one line; --debug and LLMBOOK_DEBUG=1 show the traceback."
     r = llmbook("train", str(work / "run.json"), "--max_steps", "0")

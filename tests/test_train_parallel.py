@@ -3,8 +3,10 @@ gloo on CPU): after 4 steps of 2 micro-batches, each step's loss within 1e-5 and
 weight within 5e-5 (float32; Adam turns rounding in tiny gradients into slightly larger
 weight differences), the gradient norm within 1e-5 relative. Every strategy must also
 resume exactly from its halfway checkpoint, whose model.safetensors holds the whole
-model. The 1D strategies run on two processes, FSDP x TP on a 2x2 mesh of four, and DDP
-once more across two torchrun agents started as two nodes."""
+model, and a SIGTERM to its last rank alone must stop every rank after the same step,
+with a checkpoint there, exit status 143 and an exact resume. The 1D strategies run on
+two processes, FSDP x TP on a 2x2 mesh of four, and DDP once more across two torchrun
+agents started as two nodes."""
 
 import json
 import os
@@ -72,6 +74,14 @@ def test_checkpoint_holds_the_whole_model_and_norms_agree(results, mode):
     assert r["max_norm_rel_diff"] < 1e-5, r  # clipping saw the same gradient norm
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_signal_to_one_rank_stops_all_and_resumes_exactly(results, mode):
+    r = results[mode]  # rank 0's view: it was never signalled itself
+    assert r["signal_status"] == 128 + 15, r
+    assert r["signal_latest"] == "step_000001", r  # not a checkpoint step
+    assert r["signal_exact"], r
+
+
 def launch(script, mode, *torchrun_args):
     return subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", *torchrun_args, script, mode],
@@ -102,6 +112,8 @@ def test_fsdp_x_tp_on_a_2x2_mesh(tmp_path):
     assert r["max_loss_diff"] < 1e-5 and r["max_weight_diff"] < 5e-5, r
     assert r["resume_exact"] and r["checkpoint_diff"] < 5e-5, r
     assert r["max_norm_rel_diff"] < 1e-5, r
+    assert (r["signal_status"], r["signal_latest"]) == (143, "step_000001"), r
+    assert r["signal_exact"], r
 
 
 def test_two_nodes_equal_one_process(tmp_path):
@@ -122,3 +134,4 @@ def test_two_nodes_equal_one_process(tmp_path):
     assert r["world"] == 2
     assert r["max_loss_diff"] < 1e-5 and r["max_weight_diff"] < 5e-5, r
     assert r["resume_exact"] and r["checkpoint_diff"] < 5e-5, r
+    assert (r["signal_status"], r["signal_exact"]) == (143, True), r  # across nodes
