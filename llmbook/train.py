@@ -11,8 +11,9 @@ __all__ = ['SPARK', 'STRATEGIES', 'FORMAT_VERSION', 'MUST_MATCH', 'BYTES_PER_PAR
            'export_model', 'model_state_bytes', 'activation_bytes', 'Parallel', 'DDPStrategy', 'save_sharded',
            'load_sharded', 'FSDPStrategy', 'ColumnParallelLinear', 'RowParallelLinear', 'head_rows', 'chunk',
            'ShardedAttention', 'tensor_parallel', 'save_rank_files', 'load_rank_files', 'TensorParallel',
-           'tensor_parallel_dtensor', 'restore_qkv_order', 'DTensorParallel', 'PipelineStageModule', 'PipelineParallel',
-           'gather_stages', 'FSDPTensorParallel', 'full_state_dict', 'placement', 'fit_signalled', 'check_parallel']
+           'tensor_parallel_dtensor', 'restore_qkv_order', 'DTensorParallel', 'PipelineStageModule', 'cut_stage',
+           'PipelineParallel', 'gather_stages', 'FSDPTensorParallel', 'FSDPTensorPipeline', 'full_state_dict',
+           'placement', 'fit_signalled', 'check_parallel']
 
 # %% ../nbs/04_training.ipynb #27804860
 import fcntl
@@ -201,14 +202,17 @@ def norm_share(p: torch.Tensor) -> float:
     """How much of p's local gradient counts in the squared norm summed over all
     ranks. 0: p is whole on every rank, counted once without communication. 1: each
     rank holds a piece of its own (a tensor-parallel shard, a pipeline stage's). A
-    DTensor cut into S pieces over all the ranks counts S / world."""
+    DTensor cut into S pieces over the H ranks that hold it counts S / H: H is all
+    the ranks, or a pipeline stage's (`p.holders`) under 3D parallelism."""
     if hasattr(p, "placements"):  # a DTensor on a device mesh
         pieces = math.prod(  # a strided shard too: all that is not replicated
             p.device_mesh.size(d)
             for d, pl in enumerate(p.placements)
             if not pl.is_replicate()
         )
-        return 0.0 if pieces == 1 else pieces / dist.get_world_size()
+        world = dist.get_world_size()
+        holders = getattr(p, "holders", world)
+        return 0.0 if pieces == 1 and holders == world else pieces / holders
     return 1.0 if getattr(p, "sharded", False) else 0.0
 
 
@@ -714,7 +718,8 @@ def read_checkpoint(t: "Trainer", path: Path):
                 "out_dir"
             )
     same = (meta["layout"], meta["world"]) == (s.layout, t.info.world)
-    if meta["layout"] != s.layout or (s.layout == "rank-files" and not same):
+    fixed = s.layout in ("rank-files", "dcp-stages")  # read on as many ranks only
+    if meta["layout"] != s.layout or (fixed and not same):
         raise ResumeError(
             f"{path} was written by parallel={meta['parallel']!r} on {meta['world']} "
             f"processes; this run is {s.name!r} on {t.info.world}: use a new out_dir"
@@ -987,23 +992,24 @@ class DDPStrategy(Parallel):
 STRATEGIES["ddp"] = DDPStrategy
 
 # %% ../nbs/04_training.ipynb #74cae4ac
-def save_sharded(s: SingleProcess, module, opt, path: Path):
-    "Every rank writes its shards with torch.distributed.checkpoint."
+def save_sharded(s: SingleProcess, module, opt, path: Path, name="dcp", group=None):
+    "Every rank of `group` (all) writes its shards with torch.distributed.checkpoint."
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict
 
     model_sd, optim_sd = get_state_dict(module, opt)
-    dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=path / "dcp")
+    state = {"model": model_sd, "optim": optim_sd}
+    dcp.save(state, checkpoint_id=path / name, process_group=group)
 
 
-def load_sharded(s: SingleProcess, module, opt, path: Path):
+def load_sharded(s: SingleProcess, module, opt, path: Path, name="dcp", group=None):
     "Read shards back, resharded to this job's ranks where their number changed."
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
     model_sd, optim_sd = get_state_dict(module, opt)
     state = {"model": model_sd, "optim": optim_sd}
-    dcp.load(state, checkpoint_id=path / "dcp")
+    dcp.load(state, checkpoint_id=path / name, process_group=group)
     set_state_dict(
         module, opt, model_state_dict=state["model"], optim_state_dict=state["optim"]
     )
@@ -1363,6 +1369,14 @@ class PipelineStageModule(nn.Module):
 def _lm_loss(logits, targets):
     return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
 
+# %% ../nbs/04_training.ipynb #b3d0a1e4
+def cut_stage(model: GPT, rank: int, world: int) -> PipelineStageModule:
+    "Stage `rank` of `world`: an equal share of the model's blocks, in order."
+    n = model.config.n_layer
+    if n % world:
+        raise ValueError(f"n_layer={n} does not split into {world} stages")
+    return PipelineStageModule(model, rank * n // world, (rank + 1) * n // world)
+
 # %% ../nbs/04_training.ipynb #46e1255c
 class PipelineParallel(Parallel):
     "Rank r runs stage r of the blocks; a GPipe or 1F1B schedule feeds micro-batches."
@@ -1378,28 +1392,28 @@ class PipelineParallel(Parallel):
         super().__init__(info)
         from torch.distributed import pipelining
 
-        self.schedule_class = {
-            "gpipe": pipelining.ScheduleGPipe,
-            "1f1b": pipelining.Schedule1F1B,
-        }[schedule]
+        self.pp_rank, self.pp_world = self.info.rank, self.info.world
+        self.pp_group = None  # the stages: here every rank
+        names = {"gpipe": "ScheduleGPipe", "1f1b": "Schedule1F1B"}
+        self.schedule_class = getattr(pipelining, names[schedule])
 
     def wrap(self, model: GPT, cfg: TrainConfig) -> nn.Module:
+        model = model.to(self.info.device)
+        return self.feed(cut_stage(model, self.pp_rank, self.pp_world), cfg)
+
+    def feed(self, module: nn.Module, cfg: TrainConfig) -> nn.Module:
+        "The schedule that streams micro-batches through the stage `module`."
         from torch.distributed.pipelining import PipelineStage
 
-        n, rank, world = model.config.n_layer, self.info.rank, self.info.world
-        if n % world:
-            raise ValueError(f"n_layer={n} does not split into {world} stages")
-        stage_module = PipelineStageModule(
-            model.to(self.info.device), rank * n // world, (rank + 1) * n // world
-        )
-        stage = PipelineStage(stage_module, rank, world, self.info.device)
+        where = (self.pp_rank, self.pp_world, self.info.device)
+        stage = PipelineStage(module, *where, group=self.pp_group)
         self.schedule = self.schedule_class(stage, cfg.grad_accum, loss_fn=_lm_loss)
-        return stage_module
+        return module
 
     def forward_backward(self, forward, module, batches, bf16) -> torch.Tensor:
         x, y = (torch.cat(t) for t in zip(*batches))  # the whole step's rows
-        losses, last = [], self.info.rank == self.info.world - 1
-        if self.info.rank == 0:
+        losses, last = [], self.pp_rank == self.pp_world - 1
+        if self.pp_rank == 0:
             self.schedule.step(x)
         elif last:
             self.schedule.step(target=y, losses=losses)
@@ -1408,15 +1422,16 @@ class PipelineParallel(Parallel):
         loss = torch.zeros((), device=self.info.device)
         if last:
             loss = torch.stack(losses).mean().detach()
-        dist.all_reduce(loss)  # only the last stage's is not zero
-        return loss
+        dist.all_reduce(loss, group=self.pp_group)  # only the last stage's is not 0
+        return self.reduce(loss)  # the mean over data-parallel copies, if any
 
     def full_state_dict(self, module: nn.Module) -> dict[str, torch.Tensor]:
         return gather_stages(module)
 
 # %% ../nbs/04_training.ipynb #18cd0472
-def gather_stages(stage: PipelineStageModule) -> dict[str, torch.Tensor]:
-    "Every stage's parameters on every rank, named as in the whole GPT."
+def gather_stages(stage: nn.Module, sd=None, group=None) -> dict[str, torch.Tensor]:
+    """Every stage's parameters (or whole state dicts `sd`) on every rank of `group`
+    (all ranks), named as in the whole GPT."""
 
     def rename(n):  # a stage's block i is block start + i of the GPT
         if not n.startswith("blocks."):
@@ -1424,9 +1439,10 @@ def gather_stages(stage: PipelineStageModule) -> dict[str, torch.Tensor]:
         _, i, rest = n.split(".", 2)
         return f"blocks.{int(i) + stage.start}.{rest}"
 
-    mine = {rename(k): v.detach() for k, v in stage.named_parameters()}
-    parts = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, mine)
+    sd = sd or {k: v.detach() for k, v in stage.named_parameters()}
+    mine = {rename(k): v for k, v in sd.items()}
+    parts = [None] * dist.get_world_size(group)
+    dist.all_gather_object(parts, mine, group=group)
     return {k: v for part in parts for k, v in part.items()}
 
 
@@ -1463,6 +1479,58 @@ class FSDPTensorParallel(FSDPStrategy):
 
 STRATEGIES["fsdp+tp"] = FSDPTensorParallel
 
+# %% ../nbs/04_training.ipynb #b3d0a1e2
+class FSDPTensorPipeline(FSDPTensorParallel):
+    "3D: pipeline stages on a (pp, dp, tp) mesh, each stage FSDP × TP on its ranks."
+
+    name = "fsdp+tp+pp"
+    layout = "dcp-stages"  # one torch.distributed.checkpoint per stage
+    evaluates = False
+    feed = PipelineParallel.feed
+    forward_backward = PipelineParallel.forward_backward
+
+    def __init__(self, tp: int = 2, pp: int = 2, info: DistInfo | None = None):
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.pipelining import Schedule1F1B
+
+        info, n = info or init_distributed(), tp * pp
+        if info.world % n or info.world < 2 * n:
+            raise ValueError(
+                f"parallel='fsdp+tp+pp' with tp={tp}, pp={pp} needs a multiple of "
+                f"{n} processes (at least {2 * n}); this job has {info.world}"
+            )
+        shape, names = (pp, info.world // n, tp), ("pp", "dp", "tp")
+        self.mesh = init_device_mesh(info.device.type, shape, mesh_dim_names=names)
+        FSDPStrategy.__init__(self, info, mesh=self.mesh["dp"])
+        self.pp_rank, self.pp_world = self.mesh["pp"].get_local_rank(), pp
+        self.pp_group = self.mesh["pp"].get_group()
+        # every rank makes every stage's group, in the same order
+        stages = [dist.new_group(ranks.flatten().tolist()) for ranks in self.mesh.mesh]
+        self.stage_group = stages[self.pp_rank]
+        self.schedule_class = Schedule1F1B
+
+    def wrap(self, model: GPT, cfg: TrainConfig) -> nn.Module:
+        stage = cut_stage(model.to(self.info.device), self.pp_rank, self.pp_world)
+        module = FSDPTensorParallel.wrap(self, stage, cfg)  # TP, then FSDP
+        for p in module.parameters():
+            p.holders = self.info.world // self.pp_world  # this stage's ranks
+        return self.feed(module, cfg)
+
+    def full_state_dict(self, module: nn.Module) -> dict[str, torch.Tensor]:
+        stage = FSDPTensorParallel.full_state_dict(self, module)  # gathered whole
+        return gather_stages(module, stage, self.pp_group)
+
+    def save_state(self, module, opt, path: Path):
+        name, group = f"dcp-stage{self.pp_rank}", self.stage_group
+        save_sharded(self, module, opt, path, name, group)
+
+    def load_state(self, module, opt, path: Path):
+        name, group = f"dcp-stage{self.pp_rank}", self.stage_group
+        load_sharded(self, module, opt, path, name, group)
+
+
+STRATEGIES["fsdp+tp+pp"] = FSDPTensorPipeline
+
 # %% ../nbs/04_training.ipynb #e1b196c4
 PARALLEL = tuple(STRATEGIES)  # every strategy's name, for the command line
 
@@ -1473,13 +1541,15 @@ def full_state_dict(module: nn.Module, parallel="none") -> dict[str, torch.Tenso
 
 # %% ../nbs/04_training.ipynb #c2afa3bc
 def placement(s: SingleProcess, module: nn.Module) -> dict:
-    "This rank's coordinates and its piece of blocks.0.mlp.up_proj.weight."
+    """This rank's coordinates and its piece of its first block's up-projection
+    (a pipeline stage's first block is block `start` of the whole GPT)."""
     p = dict(module.named_parameters()).get("blocks.0.mlp.up_proj.weight")
     local = p.to_local() if hasattr(p, "to_local") else p
     names = getattr(getattr(s, "mesh", None), "mesh_dim_names", None) or ()
     tp = s.mesh["tp"].get_local_rank() if "tp" in names else None
     shape = None if local is None else list(local.shape)
-    return dict(rank=s.info.rank, dp=s.dp_rank, tp=tp, shape=shape)
+    pp, block = getattr(s, "pp_rank", None), getattr(module, "start", 0)
+    return dict(rank=s.info.rank, pp=pp, dp=s.dp_rank, tp=tp, block=block, shape=shape)
 
 # %% ../nbs/04_training.ipynb #a5e1c0de
 def fit_signalled(t: Trainer, step: int, rank: int, signum=signal.SIGTERM) -> int:
@@ -1507,7 +1577,7 @@ def check_parallel(mode: str, steps: int = 4, seed: int = 0) -> dict:
     reproduces the losses and saved the whole model, and how a SIGTERM to the last
     rank alone ends a run and whether it resumes exactly."""
     info = init_distributed()
-    tied = not mode.startswith("pp")  # pipeline stages cannot tie the embeddings
+    tied = "pp" not in mode  # pipeline stages cannot tie the embeddings
     shape = dict(n_layer=2, n_head=4, n_embd=32, tie_embeddings=tied)
     mcfg = GPTConfig.gpt2(vocab_size=128, max_seq_len=32, **shape)
     cfg = TrainConfig(batch_size=4, block_size=16, grad_accum=2, max_steps=steps)

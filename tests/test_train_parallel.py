@@ -5,8 +5,8 @@ weight differences), the gradient norm within 1e-5 relative. Every strategy must
 resume exactly from its halfway checkpoint, whose model.safetensors holds the whole
 model, and a SIGTERM to its last rank alone must stop every rank after the same step,
 with a checkpoint there, exit status 143 and an exact resume. The 1D strategies run on
-two processes, FSDP x TP on a 2x2 mesh of four, and DDP once more across two torchrun
-agents started as two nodes."""
+two processes, FSDP x TP on a 2x2 mesh of four, FSDP x TP x PP on a 2x2x2 mesh of
+eight, and DDP once more across two torchrun agents started as two nodes."""
 
 import json
 import os
@@ -114,6 +114,22 @@ def test_fsdp_x_tp_on_a_2x2_mesh(tmp_path):
     assert r["max_norm_rel_diff"] < 1e-5, r
     assert (r["signal_status"], r["signal_latest"]) == (143, "step_000001"), r
     assert r["signal_exact"], r
+
+
+def test_fsdp_x_tp_x_pp_on_a_2x2x2_mesh(tmp_path):
+    "3D: two pipeline stages of four ranks, each stage FSDP x TP on a 2x2 mesh."
+    script = tmp_path / "check.py"
+    script.write_text(SCRIPT)
+    r = rank0_result(
+        launch(str(script), "fsdp+tp+pp", "--standalone", "--nproc_per_node=8")
+    )
+    assert r["world"] == 8 and len(r["losses"]) == 4
+    assert r["max_loss_diff"] < 1e-5 and r["max_weight_diff"] < 5e-5, r
+    assert r["resume_exact"] and r["checkpoint_diff"] < 5e-5, r
+    assert r["max_norm_rel_diff"] < 1e-5, r  # each stage's pieces counted once
+    assert (r["signal_status"], r["signal_latest"]) == (143, "step_000001"), r
+    assert r["signal_exact"], r
+    assert [h["block"] for h in r["holds"]] == [0] * 4 + [1] * 4, r
 
 
 def test_two_nodes_equal_one_process(tmp_path):
