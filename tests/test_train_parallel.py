@@ -101,35 +101,24 @@ def rank0_result(*procs) -> dict:
     return json.loads(lines[0])
 
 
-def test_fsdp_x_tp_on_a_2x2_mesh(tmp_path):
-    "2D: tensor parallel pairs {0,1} {2,3}, FSDP across them, on four processes."
-    script = tmp_path / "check.py"
-    script.write_text(SCRIPT)
-    r = rank0_result(
-        launch(str(script), "fsdp+tp", "--standalone", "--nproc_per_node=4")
-    )
-    assert r["world"] == 4 and len(r["losses"]) == 4
-    assert r["max_loss_diff"] < 1e-5 and r["max_weight_diff"] < 5e-5, r
-    assert r["resume_exact"] and r["checkpoint_diff"] < 5e-5, r
-    assert r["max_norm_rel_diff"] < 1e-5, r
-    assert (r["signal_status"], r["signal_latest"]) == (143, "step_000001"), r
-    assert r["signal_exact"], r
+MESHES = [  # (mode, processes, the GPT block each rank holds a piece of)
+    ("fsdp+tp", 4, [0] * 4),  # 2D: TP pairs {0,1} {2,3}, FSDP across them
+    ("fsdp+tp+pp", 8, [0] * 4 + [1] * 4),  # 3D: two stages, each FSDP x TP on 2x2
+]
 
 
-def test_fsdp_x_tp_x_pp_on_a_2x2x2_mesh(tmp_path):
-    "3D: two pipeline stages of four ranks, each stage FSDP x TP on a 2x2 mesh."
+@pytest.mark.parametrize("mode, n, blocks", MESHES, ids=[m for m, _, _ in MESHES])
+def test_composed_on_a_mesh(tmp_path, mode, n, blocks):
     script = tmp_path / "check.py"
     script.write_text(SCRIPT)
-    r = rank0_result(
-        launch(str(script), "fsdp+tp+pp", "--standalone", "--nproc_per_node=8")
-    )
-    assert r["world"] == 8 and len(r["losses"]) == 4
+    r = rank0_result(launch(str(script), mode, "--standalone", f"--nproc_per_node={n}"))
+    assert r["world"] == n and len(r["losses"]) == 4
     assert r["max_loss_diff"] < 1e-5 and r["max_weight_diff"] < 5e-5, r
     assert r["resume_exact"] and r["checkpoint_diff"] < 5e-5, r
-    assert r["max_norm_rel_diff"] < 1e-5, r  # each stage's pieces counted once
+    assert r["max_norm_rel_diff"] < 1e-5, r  # each piece counted once
     assert (r["signal_status"], r["signal_latest"]) == (143, "step_000001"), r
     assert r["signal_exact"], r
-    assert [h["block"] for h in r["holds"]] == [0] * 4 + [1] * 4, r
+    assert [h["block"] for h in r["holds"]] == blocks, r
 
 
 def test_two_nodes_equal_one_process(tmp_path):
