@@ -8,6 +8,7 @@ from pathlib import Path
 import book
 import nbformat
 import pytest
+import yaml
 from pypdf import PdfReader
 
 
@@ -245,3 +246,33 @@ def test_book_model_trained_once_and_rebuilt_on_change(tmp_path, monkeypatch):
     path.write_text(json.dumps(config))
     book.ensure_book_model()
     assert stamp.read_text() != first  # a new config trains again
+
+
+def quarto_cell_options(cell: dict) -> dict:
+    """A code cell's options read the way Quarto 1.10 reads them from a notebook file
+    (`partitionCellOptions`): the `#|` lines of its source, as stored, joined by a
+    newline each."""
+    src = cell["source"]
+    stored = src.splitlines() if isinstance(src, str) else src
+    options = []
+    for line in stored:
+        if not line.startswith("#| "):
+            break
+        options.append(line[3:])
+    return yaml.safe_load("\n".join(options))
+
+
+def test_proc_notebooks_keep_folded_options_whole_for_quarto():
+    caption = "A caption long enough to be folded over two lines of the cell."
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# T\n\nSee @tbl-a.\n"),
+        nbformat.v4.new_code_cell(
+            "#| label: tbl-a\n#| tbl-cap: >-\n#|   A caption long enough to be\n"
+            "#|   folded over two lines of the cell.\n#| echo: false\nshow()\n"
+        ),
+    ]
+    data = json.loads(book.notebook_json(nb))
+    assert quarto_cell_options(data["cells"][1])["tbl-cap"] == caption
+    assert data["cells"][0]["source"] == ["# T\n", "\n", "See @tbl-a.\n"]
+    assert nbformat.reads(book.notebook_json(nb), as_version=4) == nb

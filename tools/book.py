@@ -445,6 +445,20 @@ def process_notebook(
     return out
 
 
+def notebook_json(nb: nbformat.NotebookNode) -> str:
+    """The notebook as nbformat writes it, except that each code cell's source is one
+    string. Quarto (1.10, `partitionCellOptions`) joins a source stored as a list of
+    lines with a second newline, so a cell option folded over several `#|` lines gains a
+    blank line per line, and a folded caption becomes text with line breaks that ends
+    the cell's div (quarto-dev/quarto-cli#9421). Markdown sources stay lists: Quarto
+    joins a string one without its newlines."""
+    data = json.loads(nbformat.writes(nb))
+    for cell in data["cells"]:
+        if cell["cell_type"] == "code" and isinstance(cell["source"], list):
+            cell["source"] = "".join(cell["source"])
+    return json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
 def build_notebook(src: Path, force: bool = False) -> Path:
     """Execute and process one notebook into `_proc/`, unless its copy there is up to date."""
     out = proc_path(src)
@@ -463,7 +477,7 @@ def build_notebook(src: Path, force: bool = False) -> Path:
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
-    nbformat.write(processed, tmp)
+    tmp.write_text(notebook_json(processed), encoding="utf-8")
     tmp.replace(out)
     print(
         f"executed {src.relative_to(ROOT)} in {seconds:.1f}s -> {out.relative_to(ROOT)}",
