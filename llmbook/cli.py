@@ -60,7 +60,7 @@ def options() -> dict[str, dict[str, type]]:
 
     data = {"corpus": str, "encoding": str, "dir": str, "val_fraction": float}
     return {
-        "model": {"preset": str} | typed(GPTConfig),
+        "model": {"preset": str | None} | typed(GPTConfig),
         "train": typed(TrainConfig),
         "data": data,
     }

@@ -312,7 +312,7 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.tok_emb.weight
-        self.activation_checkpointing = False  # see @sec-model-memory
+        self.activation_checkpointing = False  # set by the memory section's code
         init_gpt2_weights(self, cfg.n_layer)
 
     def forward(

@@ -152,8 +152,8 @@ def use_sdpa(setting: str, bf16: bool, block_size: int, device) -> bool:
     scaled_dot_product_attention, False for Chapter 1's explicit softmax(q k^T) v
     (the same function, within rounding). "auto" is the fused kernel, except in
     bfloat16 on a CPU with contexts of at most 256 tokens, where the CPU flash
-    kernel's backward is slower than the explicit path's batched products
-    (@sec-speed, bench/bench_train.py; from 512 tokens on, the fused one wins)."""
+    kernel's backward is slower than the explicit path's batched products (the
+    section on speed, bench/bench_train.py; from 512 tokens on, the fused one wins)."""
     if setting == "auto":
         return not (device.type == "cpu" and bf16 and block_size <= 256)
     return setting == "sdpa"
@@ -535,7 +535,7 @@ def evaluate_loss(trainer: StepTrainer, tokens) -> float:
 
 class StopSignals:
     """SIGINT and SIGTERM, while active, ask the run to stop after the current step
-    (@sec-faults); `agreed` tells every rank whether any rank was asked."""
+    (section on faults); `agreed` tells every rank whether any rank was asked."""
 
     def __init__(self, info: DistInfo, active: bool = True):
         self.info = info
@@ -733,7 +733,7 @@ def read_checkpoint(t: "Trainer", path: Path):
             torch.cuda.set_rng_state(rng["cuda"])
     t.step = meta["step"]
     t.bad_steps = meta["bad_steps"]
-    # the learning rate follows the schedule the run started with (@sec-faults)
+    # the learning rate follows the schedule the run started with (faults section)
     t.schedule = replace(t.cfg, max_steps=meta["schedule_steps"])
     if t.cfg.max_steps != meta["schedule_steps"] and t.info.is_main:
         tqdm.write(
