@@ -38,6 +38,7 @@ def work(tmp_path_factory):
     meta = {"dtype": "uint16", "n_vocab": tok.n_vocab, "eot_id": 256}
     (data / "meta.json").write_text(json.dumps(meta))
     made = {"corpus": "plays", "encoding": "bpe300", "val_fraction": 0.1}
+    made |= {"clean": False, "dedup": True}  # what prepare writes
     (data / "manifest.json").write_text(json.dumps(made))
     config = {
         "model": {"preset": "tiny", "max_seq_len": 32},
@@ -430,3 +431,35 @@ def test_own_corpus_directory_packs(work, capsys, tmp_path):
     assert sum(manifest["tokens"].values()) == sum(
         len(tok.encode_ordinary(d)) + 1 for d in docs
     )
+
+
+def test_prepare_dedups_cleans_and_trains_a_bpe(work, capsys, tmp_path):
+    """`prepare` drops repeated documents (exact, normalised) and, with data.clean,
+    those Chapter 2's filters drop; `bpe:N` trains the tokenizer it saves; another
+    setting on the same data.dir is refused."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    verse = "To be, or not to be, that is the question. " * 20  # over 500 chars
+    rows = [verse, verse.upper(), "short", "Whether 'tis nobler in the mind " * 20]
+    (corpus / "a.jsonl").write_text(
+        "".join(json.dumps({"text": r}) + "\n" for r in rows)
+    )
+    out = tmp_path / "tokens"
+    argv = ["prepare", str(work / "run.json"), "--data.corpus", str(corpus)]
+    main([*argv, "--data.dir", str(out), "--data.encoding", "bpe:300"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["documents"] == {"read": 4, "kept": 3, "duplicates": 1}
+    from llmbook.data import load_tokenizer, load_tokens
+
+    tok = load_tokenizer(out)
+    assert tok.n_vocab == 300 == json.loads((out / "meta.json").read_text())["n_vocab"]
+    text = tok.decode(load_tokens(out / "train.bin").tolist())
+    assert text.count("To be, or not") == 20 and "short" in text  # one copy of verse
+    clean = ["--data.dir", str(tmp_path / "clean"), "--data.clean", "true"]
+    main([*argv, *clean, "--data.encoding", "gpt2"])
+    manifest = json.loads((tmp_path / "clean" / "manifest.json").read_text())
+    assert manifest["documents"]["min_length(500)"] == 1 and manifest["clean"] is True
+    with pytest.raises(SystemExit) as stop:
+        main([*argv, "--data.dir", str(out), "--data.dedup", "false"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert stop.value.code == 2 and "dedup=True (asked: False)" in err, err

@@ -54,6 +54,13 @@ def test_run_stops_then_resumes(tmp_path, capsys):
     assert out.strip() == str(tmp_path / "out" / "report.md")
     assert "| perplexity-base |" in card and "| perplexity-dpo |" in card
     assert "bits per byte" in card and "**to be**" in card and "**that is1**" in card
+    rows = {
+        r.split("|")[1].strip(): r.split("|")[2].strip()
+        for r in card.splitlines()
+        if r.startswith("| ")
+    }
+    assert rows["train"].isdigit() and rows["all stages"].isdigit(), rows  # seconds
+    assert "3 steps, loss" in card and "2 steps, loss" in card  # train; sft and dpo
     figures = json.loads((tmp_path / "out" / "report.json").read_text())
     assert figures["stages"]["train"]["step"] == 3 and set(figures["chat"]) == {
         "that is1"
