@@ -236,7 +236,7 @@ def corpus_documents(corpus: str) -> Iterable[tuple[str, str]]:
 
 # %% ../nbs/A2_cli.ipynb #1b2eba2c
 def cleaning_stages(clean: bool) -> list:
-    "The stages of Chapter 2's cleaning table (@tbl-cleaning), or none."
+    "The stages of Chapter 2's cleaning table, in its order, or none."
     from llmbook import data as D
 
     if not clean:
