@@ -330,10 +330,9 @@ def pack_corpus(data: dict, out: Path):
     data['encoding'] names into `out`, whole or not at all."""
     from llmbook.data import pack_stream, save_tokenizer
 
-    def documents():  # read afresh: once for a BPE, once to pack
-        return DocumentFilter(data["clean"], data["dedup"])(
-            corpus_documents(data["corpus"])
-        )
+    def filtered():  # a pass over the corpus: once for a BPE, once to pack
+        kept = DocumentFilter(data["clean"], data["dedup"])
+        return kept, kept(corpus_documents(data["corpus"]))
 
     corpus_documents(data["corpus"])  # a known corpus, or a directory
     bpe_size(data["encoding"])  # a known name, or bpe:N
@@ -346,9 +345,10 @@ def pack_corpus(data: dict, out: Path):
     shutil.rmtree(tmp)  # and whatever a killed run left there
     print(f"packing {data['corpus']!r} with {data['encoding']!r}", file=sys.stderr)
     try:
-        encoding = corpus_tokenizer(data["encoding"], documents(), data["val_fraction"])
-        kept = DocumentFilter(data["clean"], data["dedup"])
-        docs = kept(corpus_documents(data["corpus"]))
+        encoding = corpus_tokenizer(
+            data["encoding"], filtered()[1], data["val_fraction"]
+        )
+        kept, docs = filtered()
         try:
             pack_stream(docs, encoding, tmp, data["val_fraction"])
         except ValueError as e:  # an unreadable file or line of the user's corpus
@@ -412,7 +412,7 @@ def check_data(data: dict, out: Path):
             )
     if (out / "tokenizer.json").exists():
         tok = load_tokenizer(out)
-    elif data["encoding"].startswith("bpe:"):
+    elif bpe_size(data["encoding"]) is not None:
         raise ConfigError(
             f"data.dir {out} holds no tokenizer, and data.encoding="
             f"{data['encoding']!r} is one that packing trains: choose a new data.dir"
@@ -1242,17 +1242,18 @@ def report_card(recipe: dict, results: dict) -> Path:
         samples[prompt] = generate_text(model, tok, prompt, args, io.StringIO())
     chat_model, chat_tok = load_chat_model(out / "dpo")
     replies = {m: answer(chat_model, chat_tok, m) for m in recipe.get("chat", [])}
-    evals = {k: v for k, v in results.items() if k.startswith("eval-")}
+    evals = {
+        k: json.loads((out / f"{k}.json").read_text())  # the full reports
+        for k in results
+        if k.startswith("eval-")
+    }
     figures = dict(stages=results, samples=samples, chat=replies)
     (out / "report.json").write_text(json.dumps(figures, indent=1, default=str))
     lines = ["# Report card", "", "| stage | seconds | result |", "|---|---:|---|"]
     for name, result in results.items():
         seconds = result.get("seconds")
         took = "—" if seconds is None else f"{seconds:.0f}"
-        if name in evals:
-            said = headline(json.loads((out / f"{name}.json").read_text()))
-        else:
-            said = stage_summary(result)
+        said = headline(evals[name]) if name in evals else stage_summary(result)
         lines.append(f"| {name} | {took} | {said} |")
     total = sum(r.get("seconds", 0) for r in results.values())
     lines.append(f"| all stages | {total:.0f} | |")
@@ -1261,8 +1262,7 @@ def report_card(recipe: dict, results: dict) -> Path:
         "| evaluation | accuracy [95% interval] or bits per byte |",
         "|---|---|",
     ]
-    for name in evals:
-        report = json.loads((out / f"{name}.json").read_text())
+    for name, report in evals.items():
         lines.append(f"| {name[5:]} | {headline(report)} |")
     if loss_plot(metrics, out / "loss.png"):
         lines += ["", "![Pretraining loss](loss.png)"]
