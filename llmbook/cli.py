@@ -497,6 +497,7 @@ def train(config: dict) -> dict:
     from llmbook.train import Trainer, export_model, init_distributed
 
     check_config(config)
+    run_configs(config, n_vocab=1)  # the model's and trainer's checks, before any work
     out_dir = check_writable(Path(config["out_dir"]), "out_dir")
     info = init_distributed() if config["parallel"] != "none" else None
     data_dir = prepare_data(config["data"], info.rank if info else 0)

@@ -1439,7 +1439,8 @@ def gather_stages(stage: nn.Module, sd=None, group=None) -> dict[str, torch.Tens
         _, i, rest = n.split(".", 2)
         return f"blocks.{int(i) + stage.start}.{rest}"
 
-    sd = sd or {k: v.detach() for k, v in stage.named_parameters()}
+    if sd is None:
+        sd = {k: v.detach() for k, v in stage.named_parameters()}
     mine = {rename(k): v for k, v in sd.items()}
     parts = [None] * dist.get_world_size(group)
     dist.all_gather_object(parts, mine, group=group)
@@ -1507,6 +1508,7 @@ class FSDPTensorPipeline(FSDPTensorParallel):
         # every rank makes every stage's group, in the same order
         stages = [dist.new_group(ranks.flatten().tolist()) for ranks in self.mesh.mesh]
         self.stage_group = stages[self.pp_rank]
+        self.stage_checkpoint = f"dcp-stage{self.pp_rank}", self.stage_group
         self.schedule_class = Schedule1F1B
 
     def wrap(self, model: GPT, cfg: TrainConfig) -> nn.Module:
@@ -1520,13 +1522,11 @@ class FSDPTensorPipeline(FSDPTensorParallel):
         stage = FSDPTensorParallel.full_state_dict(self, module)  # gathered whole
         return gather_stages(module, stage, self.pp_group)
 
-    def save_state(self, module, opt, path: Path):
-        name, group = f"dcp-stage{self.pp_rank}", self.stage_group
-        save_sharded(self, module, opt, path, name, group)
+    def save_state(self, module, opt, path: Path):  # one checkpoint per stage
+        save_sharded(self, module, opt, path, *self.stage_checkpoint)
 
     def load_state(self, module, opt, path: Path):
-        name, group = f"dcp-stage{self.pp_rank}", self.stage_group
-        load_sharded(self, module, opt, path, name, group)
+        load_sharded(self, module, opt, path, *self.stage_checkpoint)
 
 
 STRATEGIES["fsdp+tp+pp"] = FSDPTensorPipeline

@@ -124,6 +124,16 @@ def test_train(work, capsys, args, says):
     assert not (work / "run" / "metrics.jsonl").exists()  # no step was taken
 
 
+@pytest.mark.parametrize("args", [["--bf16", "yes"], ["--model.preset", "huge"]])
+def test_bad_train_option_is_refused_before_packing(work, capsys, tmp_path, args):
+    "A mistake in the model or trainer options stops the run before any data is packed."
+    data = tmp_path / "fresh"  # gpt2: an encoding that packing would use at once
+    argv = ["train", str(work / "run.json"), "--data.dir", str(data), *args]
+    argv += ["--data.encoding", "gpt2"]
+    refusal([*argv, "--out_dir", str(tmp_path / "run")], capsys)
+    assert not data.exists()  # nothing was packed for a run that cannot start
+
+
 def test_data_packed_with_another_tokenizer(work, capsys, tmp_path):
     "Tokens packed by other code (no manifest, no tokenizer) under another vocabulary."
     data = tmp_path / "tokens"

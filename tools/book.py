@@ -37,6 +37,8 @@ from pathlib import Path
 import nbformat
 import yaml
 
+from llmbook.cli import BOOK_MODEL_ENV  # kernels find the trained checkpoint there
+
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / "nbs"
 PROC = ROOT / "_proc"
@@ -197,7 +199,6 @@ def is_up_to_date(src: Path) -> bool:
 # ---------------------------------------------------------------------------- the book's model
 BOOK_MODEL_CONFIG = ROOT / "configs" / "book-model.json"
 BOOK_MODEL_DIR = PROC / "book-model"
-BOOK_MODEL_ENV = "LLMBOOK_BOOK_MODEL"  # kernels find the trained checkpoint here
 
 
 def uses_book_model(src: Path) -> bool:
@@ -226,7 +227,7 @@ def ensure_book_model() -> Path | None:
     """Train the book's running model once with the command line (`llmbook train
     configs/book-model.json`), cached in `_proc/book-model/` until its config or the
     library changes, and tell the notebooks' kernels where its final checkpoint is
-    (environment variable LLMBOOK_BOOK_MODEL). None where the book has no model config."""
+    (the environment variable BOOK_MODEL_ENV). None where the book has no model config."""
     key = book_model_key()
     if key is None:
         return None
